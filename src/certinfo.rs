@@ -213,7 +213,10 @@ fn parse_time(text: &str, generalized: bool) -> Option<u64> {
         (num(digits.get(..4)?)?, digits.get(4..)?)
     } else {
         let yy = num(digits.get(..2)?)?;
-        (if yy >= 50 { 1900 + yy } else { 2000 + yy }, digits.get(2..)?)
+        (
+            if yy >= 50 { 1900 + yy } else { 2000 + yy },
+            digits.get(2..)?,
+        )
     };
     if rest.len() != 10 {
         return None;
@@ -283,11 +286,17 @@ mod tests {
     fn garbage_is_not_a_certificate() {
         assert_eq!(CertificateSummary::from_der(&[]), None);
         assert_eq!(CertificateSummary::from_der(&[0x30, 0x84, 0xff]), None);
-        assert_eq!(CertificateSummary::from_der(&[0x30, 0x02, 0x30, 0x00]), None);
+        assert_eq!(
+            CertificateSummary::from_der(&[0x30, 0x02, 0x30, 0x00]),
+            None
+        );
     }
 
     #[test]
     fn dotted_oids() {
-        assert_eq!(dotted_oid(&[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d]), "1.2.840.113549");
+        assert_eq!(
+            dotted_oid(&[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d]),
+            "1.2.840.113549"
+        );
     }
 }

@@ -4,6 +4,7 @@
 //! A [`Config`] is cheap to clone and is shared by the connections made from it, so that
 //! they share one session-ticket cache and resume each other's sessions.
 
+use std::cell::RefCell;
 use std::fmt;
 use std::sync::Arc;
 
@@ -15,7 +16,20 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureScheme};
 
 use crate::certinfo::CertificateSummary;
-use crate::error::{Classified, Error};
+use crate::error::Error;
+
+thread_local! {
+    /// Why the last verification on this thread failed with `UnknownIssuer`. rustls sends
+    /// the peer the right alert (unknown_ca) only for its own error value, so the verifier
+    /// returns that and leaves the precise cause here; the conversion of rustls' error,
+    /// which happens on the same thread right after, picks it up.
+    static EXPLANATION: RefCell<Option<Error>> = const { RefCell::new(None) };
+}
+
+/// Takes the precise cause of the last `UnknownIssuer` on this thread.
+pub(crate) fn take_explanation() -> Option<Error> {
+    EXPLANATION.with(|slot| slot.borrow_mut().take())
+}
 
 /// A TLS protocol version the client may use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -108,7 +122,8 @@ impl fmt::Debug for KeyLogAdapter {
 
 impl rustls::KeyLog for KeyLogAdapter {
     fn log(&self, label: &str, client_random: &[u8], secret: &[u8]) {
-        let mut line = String::with_capacity(label.len() + 2 + 2 * (client_random.len() + secret.len()));
+        let mut line =
+            String::with_capacity(label.len() + 2 + 2 * (client_random.len() + secret.len()));
         line.push_str(label);
         line.push(' ');
         push_hex(&mut line, client_random);
@@ -162,7 +177,10 @@ impl ExplainingVerifier {
         } else if self.root_subjects.contains(&last.issuer) {
             // The issuer's name is trusted but its key did not verify the chain.
             Error::CertificateUnknownIssuer {
-                root: format!("{} (a trusted root has this name, but a different key)", last.issuer),
+                root: format!(
+                    "{} (a trusted root has this name, but a different key)",
+                    last.issuer
+                ),
             }
         } else {
             Error::CertificateIncompleteChain {
@@ -181,17 +199,21 @@ impl ServerCertVerifier for ExplainingVerifier {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        self.inner
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
-            .map_err(|err| match err {
-                rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer) => {
-                    let explained = self.explain(end_entity, intermediates);
-                    rustls::Error::InvalidCertificate(CertificateError::Other(
-                        rustls::OtherError(Arc::new(Classified(explained))),
-                    ))
-                }
-                other => other,
-            })
+        let result = self.inner.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        );
+        let explanation = match &result {
+            Err(rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer)) => {
+                Some(self.explain(end_entity, intermediates))
+            }
+            _ => None,
+        };
+        EXPLANATION.with(|slot| *slot.borrow_mut() = explanation);
+        result
     }
 
     fn verify_tls12_signature(
@@ -267,7 +289,13 @@ impl Config {
             .map(|c| CertificateDer::from(*c))
             .collect();
         self.verifier
-            .verify_server_cert(&CertificateDer::from(end_entity), &intermediates, &name, &[], now)
+            .verify_server_cert(
+                &CertificateDer::from(end_entity),
+                &intermediates,
+                &name,
+                &[],
+                now,
+            )
             .map(|_| ())
             .map_err(Error::from)
     }
@@ -279,8 +307,9 @@ fn parse_server_name(name: &str) -> Result<ServerName<'static>, Error> {
         .strip_prefix('[')
         .and_then(|n| n.strip_suffix(']'))
         .unwrap_or(name);
-    ServerName::try_from(trimmed.to_owned())
-        .map_err(|_| Error::invalid_config(format!("\"{name}\" is not a valid DNS name or IP address")))
+    ServerName::try_from(trimmed.to_owned()).map_err(|_| {
+        Error::invalid_config(format!("\"{name}\" is not a valid DNS name or IP address"))
+    })
 }
 
 /// Builds a [`Config`]. Setters never fail; [`ConfigBuilder::build`] reports the first
@@ -435,9 +464,9 @@ impl ConfigBuilder {
             roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
         }
         for root in self.extra_roots {
-            roots
-                .add(root)
-                .map_err(|err| Error::invalid_config(format!("a trusted root is not usable: {err}")))?;
+            roots.add(root).map_err(|err| {
+                Error::invalid_config(format!("a trusted root is not usable: {err}"))
+            })?;
         }
         if roots.is_empty() {
             return Err(Error::invalid_config(
@@ -524,13 +553,13 @@ fn crypto_provider() -> CryptoProvider {
     #[allow(unused_mut)]
     let mut provider = rustls::crypto::ring::default_provider();
     #[cfg(target_arch = "wasm32")]
-    provider
-        .cipher_suites
-        .sort_by_key(|suite| !matches!(
+    provider.cipher_suites.sort_by_key(|suite| {
+        !matches!(
             suite.suite(),
             rustls::CipherSuite::TLS13_CHACHA20_POLY1305_SHA256
                 | rustls::CipherSuite::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256
                 | rustls::CipherSuite::TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256
-        ));
+        )
+    });
     provider
 }

@@ -310,19 +310,6 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
-/// An [`Error`] carried through rustls inside `CertificateError::Other`, so that the
-/// verifier can report a classified failure.
-#[derive(Debug)]
-pub(crate) struct Classified(pub(crate) Error);
-
-impl fmt::Display for Classified {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
-impl std::error::Error for Classified {}
-
 fn alert_name(alert: AlertDescription) -> String {
     // rustls' Debug names are CamelCase; RFC 8446 names are snake_case.
     let camel = format!("{alert:?}");
@@ -365,12 +352,13 @@ impl From<CertificateError> for Error {
                 not_before: None,
                 now: None,
             },
-            CertificateError::NotValidForNameContext { expected, presented } => {
-                Self::CertificateNameMismatch {
-                    expected: server_name_string(&expected),
-                    presented: presented.iter().map(|n| plain_name(n)).collect(),
-                }
-            }
+            CertificateError::NotValidForNameContext {
+                expected,
+                presented,
+            } => Self::CertificateNameMismatch {
+                expected: server_name_string(&expected),
+                presented: presented.iter().map(|n| plain_name(n)).collect(),
+            },
             CertificateError::NotValidForName => Self::CertificateNameMismatch {
                 expected: String::new(),
                 presented: Vec::new(),
@@ -383,11 +371,8 @@ impl From<CertificateError> for Error {
                 Self::CertificateInvalidPurpose
             }
             CertificateError::BadSignature => Self::CertificateBadSignature,
-            CertificateError::Other(other) => match other.0.downcast_ref::<Classified>() {
-                Some(classified) => classified.0.clone(),
-                None => Self::CertificateInvalid {
-                    reason: other.to_string(),
-                },
+            CertificateError::Other(other) => Self::CertificateInvalid {
+                reason: other.to_string(),
             },
             other => Self::CertificateInvalid {
                 reason: format!("{other:?}"),
@@ -408,9 +393,7 @@ fn plain_name(presented: &str) -> String {
 pub(crate) fn server_name_string(name: &rustls_pki_types::ServerName<'_>) -> String {
     match name {
         rustls_pki_types::ServerName::DnsName(dns) => dns.as_ref().to_owned(),
-        rustls_pki_types::ServerName::IpAddress(ip) => {
-            std::net::IpAddr::from(*ip).to_string()
-        }
+        rustls_pki_types::ServerName::IpAddress(ip) => std::net::IpAddr::from(*ip).to_string(),
         other => format!("{other:?}"),
     }
 }
@@ -419,12 +402,21 @@ impl From<rustls::Error> for Error {
     fn from(err: rustls::Error) -> Self {
         use rustls::Error as E;
         match err {
+            E::InvalidCertificate(CertificateError::UnknownIssuer) => {
+                crate::config::take_explanation().unwrap_or(Self::CertificateIncompleteChain {
+                    missing_issuer: "(unknown)".to_owned(),
+                })
+            }
             E::InvalidCertificate(cert) => cert.into(),
             E::AlertReceived(AlertDescription::ProtocolVersion) => Self::ProtocolVersion {
                 reason: "the server answered with the alert protocol_version".to_owned(),
             },
             E::AlertReceived(AlertDescription::CertificateRequired) => {
                 Self::ClientCertificateRequired
+            }
+            // RFC 7301: how a server says it supports none of the offered protocols.
+            E::AlertReceived(AlertDescription::NoApplicationProtocol) => {
+                Self::NoApplicationProtocol
             }
             E::AlertReceived(alert) => Self::PeerAlert {
                 alert: alert_name(alert),
@@ -433,6 +425,7 @@ impl From<rustls::Error> for Error {
                 incompat @ (PeerIncompatible::ServerDoesNotSupportTls12Or13
                 | PeerIncompatible::Tls12NotOffered
                 | PeerIncompatible::Tls12NotOfferedOrEnabled
+                | PeerIncompatible::ServerTlsVersionIsDisabledByOurConfig
                 | PeerIncompatible::SupportedVersionsExtensionRequired),
             ) => Self::ProtocolVersion {
                 reason: version_reason(&incompat).to_owned(),
@@ -478,8 +471,10 @@ fn version_reason(incompat: &PeerIncompatible) -> &'static str {
         PeerIncompatible::ServerDoesNotSupportTls12Or13 => {
             "the server offered only TLS 1.1 or older"
         }
-        PeerIncompatible::Tls12NotOffered | PeerIncompatible::Tls12NotOfferedOrEnabled => {
-            "the server chose TLS 1.2, which this client does not allow"
+        PeerIncompatible::Tls12NotOffered
+        | PeerIncompatible::Tls12NotOfferedOrEnabled
+        | PeerIncompatible::ServerTlsVersionIsDisabledByOurConfig => {
+            "the server chose a version this client does not allow"
         }
         _ => "the server chose TLS 1.3 without the supported_versions extension",
     }
@@ -495,7 +490,10 @@ mod tests {
             alert_name(AlertDescription::HandshakeFailure),
             "handshake_failure"
         );
-        assert_eq!(alert_name(AlertDescription::BadCertificate), "bad_certificate");
+        assert_eq!(
+            alert_name(AlertDescription::BadCertificate),
+            "bad_certificate"
+        );
     }
 
     #[test]

@@ -32,6 +32,8 @@ impl HandshakeInfo {
 
     /// The ALPN protocol as text, if it is UTF-8.
     pub fn alpn_str(&self) -> Option<&str> {
-        self.alpn.as_deref().and_then(|p| std::str::from_utf8(p).ok())
+        self.alpn
+            .as_deref()
+            .and_then(|p| std::str::from_utf8(p).ok())
     }
 }

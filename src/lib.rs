@@ -27,6 +27,9 @@ mod connection;
 mod error;
 mod info;
 
+#[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
+pub mod browser;
+
 pub use certinfo::{format_unix_time, CertificateSummary};
 pub use config::{Clock, Config, ConfigBuilder, FixedClock, KeyLogSink, SystemClock, TlsVersion};
 pub use connection::{Shutdown, Status, TlsClient, BUFFER_LIMIT};

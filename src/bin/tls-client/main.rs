@@ -188,7 +188,9 @@ fn build_config(opts: &Options) -> Result<Config, String> {
             }
         }));
     }
-    builder.build().map_err(|err| format!("{err} [{}]", err.code()))
+    builder
+        .build()
+        .map_err(|err| format!("{err} [{}]", err.code()))
 }
 
 fn connect_tcp(target: &str, timeout: Duration) -> Result<TcpStream, String> {
@@ -201,10 +203,12 @@ fn connect_tcp(target: &str, timeout: Duration) -> Result<TcpStream, String> {
         match TcpStream::connect_timeout(addr, timeout) {
             Ok(stream) => return Ok(stream),
             // connect_timeout is not on every platform (WASI); fall back to connect.
-            Err(err) if err.kind() == io::ErrorKind::Unsupported => match TcpStream::connect(addr) {
-                Ok(stream) => return Ok(stream),
-                Err(err) => last = Some(err),
-            },
+            Err(err) if err.kind() == io::ErrorKind::Unsupported => {
+                match TcpStream::connect(addr) {
+                    Ok(stream) => return Ok(stream),
+                    Err(err) => last = Some(err),
+                }
+            }
             Err(err) => last = Some(err),
         }
     }
@@ -228,7 +232,11 @@ fn print_summary(pump: &Pump, opts: &Options, elapsed: Duration) {
         info.key_exchange_group.as_deref().unwrap_or("(none)")
     );
     let _ = writeln!(err, "ALPN      : {}", info.alpn_str().unwrap_or("(none)"));
-    let _ = writeln!(err, "Resumed   : {}", if info.resumed { "yes" } else { "no" });
+    let _ = writeln!(
+        err,
+        "Resumed   : {}",
+        if info.resumed { "yes" } else { "no" }
+    );
     let _ = writeln!(err, "Handshake : {:.1} ms", elapsed.as_secs_f64() * 1000.0);
     let _ = writeln!(err, "Certificate chain");
     for (i, (der, summary)) in info
@@ -298,7 +306,10 @@ impl Input {
             }
         };
         // WASI has no threads: there, read stdin to its end first.
-        match std::thread::Builder::new().name("stdin".into()).spawn(reader) {
+        match std::thread::Builder::new()
+            .name("stdin".into())
+            .spawn(reader)
+        {
             Ok(_) => Self::Stdin(rx),
             Err(_) => {
                 let mut all = Vec::new();

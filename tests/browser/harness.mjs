@@ -1,0 +1,216 @@
+// Fixtures for the end-to-end tests: a test PKI made with openssl, real TLS servers
+// (openssl s_server and the rustls test server), the relay, a static file server for the
+// package, and headless Chromium. Everything binds 127.0.0.1 and is stopped at the end.
+
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { createServer } from 'node:http';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const children = [];
+
+export function binary(name) {
+  for (const profile of ['debug', 'release']) {
+    const p = path.join(root, 'target', profile, name);
+    if (existsSync(p)) return p;
+  }
+  throw new Error(`${name} is not built: run cargo build --workspace --examples`);
+}
+
+function sh(script, cwd) {
+  const r = spawnSync('sh', ['-c', script], { cwd, encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`${script}\n${r.stderr}`);
+  return r.stdout;
+}
+
+/** CA, leaves for localhost (good, expired, wrong name). */
+export function makePki() {
+  const dir = mkdtempSync(path.join(tmpdir(), 'wasm-tls-e2e-'));
+  sh(`
+set -e
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 -keyout ca.key -out ca.pem \
+  -subj "/O=wasm-tls tests/CN=wasm-tls test CA" -addext basicConstraints=critical,CA:TRUE \
+  -addext keyUsage=critical,keyCertSign,cRLSign 2>/dev/null
+leaf() { # name days san
+  openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout $1.key -out $1.csr -subj "/CN=$3" 2>/dev/null
+  printf 'subjectAltName=DNS:%s,IP:127.0.0.1\\nextendedKeyUsage=serverAuth\\nbasicConstraints=CA:FALSE\\n' "$3" > $1.ext
+  openssl x509 -req -in $1.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days $2 -out $1.pem -extfile $1.ext 2>/dev/null
+}
+leaf server 7 localhost
+leaf expired -1 localhost
+leaf wrongname 7 wrong.example
+`, dir);
+  return { dir, ca: readFileSync(path.join(dir, 'ca.pem'), 'utf8'), file: (n) => path.join(dir, n) };
+}
+
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+    s.on('error', reject);
+  });
+}
+
+async function waitForPort(port, ms = 10000) {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    const ok = await new Promise((resolve) => {
+      const c = net.connect(port, '127.0.0.1', () => {
+        c.destroy();
+        resolve(true);
+      });
+      c.on('error', () => resolve(false));
+    });
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`nothing listens on 127.0.0.1:${port}`);
+}
+
+function track(child, name) {
+  children.push(child);
+  child.stderrText = '';
+  child.stderr?.on('data', (d) => {
+    child.stderrText += d;
+  });
+  child.on('error', (err) => console.error(`${name}: ${err.message}`));
+  return child;
+}
+
+/** Reads lines from a child's stream until one matches; returns the match. */
+function waitForLine(stream, regex, what, ms = 15000) {
+  return new Promise((resolve, reject) => {
+    let buf = '';
+    const timer = setTimeout(() => reject(new Error(`${what}: no line matching ${regex} in ${ms} ms; got: ${buf}`)), ms);
+    stream.on('data', (d) => {
+      buf += d;
+      const m = regex.exec(buf);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m);
+      }
+    });
+  });
+}
+
+/** openssl s_server -www with the given leaf. */
+export async function opensslServer(pki, leaf, extra = []) {
+  const port = await freePort();
+  const child = track(
+    spawn('openssl', ['s_server', '-quiet', '-www', '-accept', `127.0.0.1:${port}`, '-cert', pki.file(`${leaf}.pem`), '-key', pki.file(`${leaf}.key`), ...extra], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    }),
+    's_server',
+  );
+  await waitForPort(port);
+  return { port, child };
+}
+
+/** The rustls test server (examples/test_server.rs). */
+export async function rustlsServer(pki, leaf, extra = []) {
+  const child = track(
+    spawn(binary('examples/test_server'), ['--cert', pki.file(`${leaf}.pem`), '--key', pki.file(`${leaf}.key`), ...extra], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    }),
+    'test_server',
+  );
+  const m = await waitForLine(child.stdout, /listening on 127\.0\.0\.1:(\d+)/, 'test_server');
+  return { port: Number(m[1]), child };
+}
+
+/** The relay, allowed to reach the given loopback ports. */
+export async function relay(ports, extra = []) {
+  const allow = ports.flatMap((p) => ['--allow', `127.0.0.1:${p}`]);
+  const child = track(
+    spawn(binary('wasm-tls-relay'), ['--listen', '127.0.0.1:0', '--allow-private', ...allow, ...extra], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    }),
+    'relay',
+  );
+  const m = await waitForLine(child.stderr, /listening on (ws:\/\/[^\s]+)/, 'relay');
+  return { url: m[1], child };
+}
+
+/** websockify, a relay nobody here wrote, to one fixed target. */
+export async function websockify(targetPort) {
+  const port = await freePort();
+  const child = track(
+    spawn('websockify', [`127.0.0.1:${port}`, `127.0.0.1:${targetPort}`], { stdio: ['ignore', 'ignore', 'pipe'] }),
+    'websockify',
+  );
+  await waitForPort(port);
+  return { url: `ws://127.0.0.1:${port}`, child };
+}
+
+const types = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.mjs': 'text/javascript; charset=utf-8',
+  '.wasm': 'application/wasm',
+  '.css': 'text/css',
+  '.pem': 'application/x-pem-file',
+};
+
+/** Serves pkg/, www/ and tests/browser/ (and `extra` paths) over HTTP. */
+export async function staticServer(extra = {}) {
+  const server = createServer((req, res) => {
+    const url = new URL(req.url, 'http://x');
+    let file = extra[url.pathname];
+    if (!file && /^\/(pkg|www|tests\/browser)\/[\w./-]*$/.test(url.pathname) && !url.pathname.includes('..')) {
+      file = path.join(root, url.pathname);
+    }
+    if (url.pathname === '/') {
+      res.writeHead(200, { 'content-type': 'text/html' });
+      res.end('<!doctype html><title>wasm-tls tests</title>');
+      return;
+    }
+    try {
+      const body = readFileSync(file);
+      res.writeHead(200, { 'content-type': types[path.extname(file)] || 'application/octet-stream', 'cache-control': 'no-store' });
+      res.end(body);
+    } catch {
+      res.writeHead(404);
+      res.end('not found');
+    }
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  return { url: `http://127.0.0.1:${server.address().port}`, server };
+}
+
+/** Headless Chromium (Debian's), driven by playwright-core. */
+export async function browser() {
+  const { chromium } = await import('playwright-core');
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    headless: true,
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+  });
+}
+
+export function stopAll() {
+  for (const c of children) {
+    try {
+      c.kill('SIGKILL');
+    } catch {}
+  }
+  children.length = 0;
+}
+
+export function writeFile(p, text) {
+  writeFileSync(p, text);
+}

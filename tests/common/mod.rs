@@ -1,0 +1,850 @@
+//! Shared support for the tests against real servers: a throwaway PKI made at test time,
+//! a guard around `openssl s_server`, a blocking socket pump for [`TlsClient`], and a
+//! runner for the `tls-client` command.
+
+#![allow(dead_code)]
+
+use std::ffi::OsStr;
+use std::fs;
+use std::io::{self, Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use rcgen::{
+    date_time_ymd, BasicConstraints, CertificateParams, DistinguishedName, DnType,
+    ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
+};
+use wasm_tls::{Config, ConfigBuilder, Error, Status, TlsClient};
+
+/// Bounds every single wait on a socket.
+pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
+/// Bounds a whole exchange (handshake, or reading a response to its end).
+pub const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The request `openssl s_server -www` answers with its status page.
+pub const GET: &[u8] = b"GET / HTTP/1.0\r\n\r\n";
+
+// ---------------------------------------------------------------------------------------
+// Temporary directories
+// ---------------------------------------------------------------------------------------
+
+/// A new, empty directory under the system's temporary directory.
+pub fn fresh_dir(tag: &str) -> PathBuf {
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let base = std::env::temp_dir().join("wasm-tls-tests");
+    remove_stale(&base);
+    let dir = base.join(format!("{tag}-{}-{nanos}-{n}", std::process::id()));
+    fs::create_dir_all(&dir).expect("create a temporary directory");
+    dir
+}
+
+/// Removes directories earlier test runs left behind (older than an hour).
+fn remove_stale(base: &Path) {
+    static ONCE: OnceLock<()> = OnceLock::new();
+    ONCE.get_or_init(|| {
+        let Ok(entries) = fs::read_dir(base) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let old = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age > Duration::from_secs(3600));
+            if old {
+                let _ = fs::remove_dir_all(entry.path());
+            }
+        }
+    });
+}
+
+fn write_file(dir: &Path, name: &str, contents: &str) -> PathBuf {
+    let path = dir.join(name);
+    fs::write(&path, contents).expect("write a test file");
+    path
+}
+
+// ---------------------------------------------------------------------------------------
+// The test PKI
+// ---------------------------------------------------------------------------------------
+
+/// A certificate and key a server (or a client) presents, as files and as data.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    /// The end-entity certificate (PEM file), for `-cert`.
+    pub cert_file: PathBuf,
+    /// Its private key (PKCS#8 PEM file), for `-key`.
+    pub key_file: PathBuf,
+    /// The certificates sent after the end-entity one (PEM file), for `-cert_chain`.
+    pub chain_file: Option<PathBuf>,
+    /// The end-entity certificate (DER).
+    pub leaf_der: Vec<u8>,
+    /// The certificates sent after it (DER), in order.
+    pub chain_der: Vec<Vec<u8>>,
+    /// The end-entity certificate followed by the chain (PEM).
+    pub full_chain_pem: String,
+    /// The private key (PEM).
+    pub key_pem: String,
+}
+
+impl Identity {
+    /// `s_server` arguments that present this identity.
+    pub fn server_args(&self) -> Vec<String> {
+        let mut args = vec![
+            "-cert".to_owned(),
+            path_str(&self.cert_file),
+            "-key".to_owned(),
+            path_str(&self.key_file),
+        ];
+        if let Some(chain) = &self.chain_file {
+            args.push("-cert_chain".to_owned());
+            args.push(path_str(chain));
+        }
+        args
+    }
+}
+
+/// A root CA, an intermediate CA under it, and a good leaf for `localhost` and
+/// `127.0.0.1` under the intermediate.
+pub struct Hierarchy {
+    /// The root certificate (PEM), to trust.
+    pub root_pem: String,
+    /// The same, as a file (for `--cafile`).
+    pub root_file: PathBuf,
+    /// The root certificate (DER).
+    pub root_der: Vec<u8>,
+    /// The intermediate's subject common name.
+    pub intermediate_cn: String,
+    /// The good leaf; the server sends it with the intermediate.
+    pub leaf: Identity,
+    /// Whether the keys are RSA (else ECDSA P-256).
+    pub is_rsa: bool,
+}
+
+/// Every certificate the tests use, in one temporary directory.
+pub struct Pki {
+    /// Where the files are.
+    pub dir: PathBuf,
+    /// ECDSA P-256 throughout.
+    pub ecdsa: Hierarchy,
+    /// RSA-2048 throughout.
+    pub rsa: Hierarchy,
+    /// Under the ECDSA hierarchy, valid 2000-01-01 to 2001-01-01.
+    pub expired: Identity,
+    /// Under the ECDSA hierarchy, valid from 2090-01-01.
+    pub not_yet_valid: Identity,
+    /// Under the ECDSA hierarchy, for `other.example` only.
+    pub wrong_name: Identity,
+    /// A self-signed certificate for `localhost`.
+    pub self_signed: Identity,
+    /// A leaf for `localhost` under another root, sent as leaf, intermediate and root.
+    pub untrusted_root: Identity,
+    /// The subject common name of the untrusted root.
+    pub untrusted_root_cn: String,
+    /// A good leaf under the ECDSA intermediate, sent without the intermediate.
+    pub missing_intermediate: Identity,
+    /// The CA that issues client certificates (PEM file, for `-CAfile`).
+    pub client_ca_file: PathBuf,
+    /// A client certificate under that CA.
+    pub client: Identity,
+    /// The client certificate's subject common name.
+    pub client_cn: String,
+}
+
+/// The validity of the certificates that are meant to be valid.
+fn valid_period(params: &mut CertificateParams) {
+    params.not_before = date_time_ymd(2020, 1, 1);
+    params.not_after = date_time_ymd(2099, 12, 31);
+}
+
+fn name(cn: &str) -> DistinguishedName {
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::OrganizationName, "wasm-tls tests");
+    dn.push(DnType::CommonName, cn);
+    dn
+}
+
+fn ca_params(cn: &str) -> CertificateParams {
+    let mut params = CertificateParams::default();
+    params.distinguished_name = name(cn);
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    valid_period(&mut params);
+    params
+}
+
+fn leaf_params(cn: &str, sans: &[&str], purpose: ExtendedKeyUsagePurpose) -> CertificateParams {
+    let sans: Vec<String> = sans.iter().map(|s| (*s).to_owned()).collect();
+    let mut params = CertificateParams::new(sans).expect("valid subject alternative names");
+    params.distinguished_name = name(cn);
+    params.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyEncipherment,
+    ];
+    params.extended_key_usages = vec![purpose];
+    params.use_authority_key_identifier_extension = true;
+    valid_period(&mut params);
+    params
+}
+
+fn server_leaf_params(cn: &str, sans: &[&str]) -> CertificateParams {
+    leaf_params(cn, sans, ExtendedKeyUsagePurpose::ServerAuth)
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum KeyKind {
+    Ecdsa,
+    Rsa,
+}
+
+fn new_key(kind: KeyKind) -> KeyPair {
+    match kind {
+        KeyKind::Ecdsa => {
+            KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("generate a P-256 key")
+        }
+        KeyKind::Rsa => {
+            // ring cannot generate RSA keys: have OpenSSL make one (PKCS#8 PEM).
+            let out = Command::new("openssl")
+                .args([
+                    "genpkey",
+                    "-algorithm",
+                    "RSA",
+                    "-pkeyopt",
+                    "rsa_keygen_bits:2048",
+                ])
+                .stderr(Stdio::inherit())
+                .output()
+                .expect("run openssl genpkey");
+            assert!(out.status.success(), "openssl genpkey failed");
+            let pem = String::from_utf8(out.stdout).expect("PEM is text");
+            KeyPair::from_pem(&pem).expect("load the RSA key")
+        }
+    }
+}
+
+/// A CA: its certificate and what signs under it.
+struct Ca {
+    der: Vec<u8>,
+    pem: String,
+    issuer: Issuer<'static, KeyPair>,
+}
+
+fn self_signed_ca(cn: &str, kind: KeyKind) -> Ca {
+    let key = new_key(kind);
+    let params = ca_params(cn);
+    let cert = params.self_signed(&key).expect("sign a root");
+    Ca {
+        der: cert.der().to_vec(),
+        pem: cert.pem(),
+        issuer: Issuer::new(params, key),
+    }
+}
+
+fn sub_ca(cn: &str, kind: KeyKind, parent: &Ca) -> Ca {
+    let key = new_key(kind);
+    let params = ca_params(cn);
+    let cert = params
+        .signed_by(&key, &parent.issuer)
+        .expect("sign an intermediate");
+    Ca {
+        der: cert.der().to_vec(),
+        pem: cert.pem(),
+        issuer: Issuer::new(params, key),
+    }
+}
+
+/// Signs `params` under `issuer` (or self-signs it) and writes the identity's files.
+fn identity(
+    dir: &Path,
+    file_stem: &str,
+    params: &CertificateParams,
+    kind: KeyKind,
+    issuer: Option<&Ca>,
+    sent_after: &[&Ca],
+) -> Identity {
+    let key = new_key(kind);
+    let cert = match issuer {
+        Some(ca) => params.signed_by(&key, &ca.issuer),
+        None => params.self_signed(&key),
+    }
+    .expect("sign a leaf");
+    let key_pem = key.serialize_pem();
+    let cert_file = write_file(dir, &format!("{file_stem}.pem"), &cert.pem());
+    let key_file = write_file(dir, &format!("{file_stem}.key"), &key_pem);
+    let chain_pem: String = sent_after.iter().map(|ca| ca.pem.as_str()).collect();
+    let chain_file = (!sent_after.is_empty())
+        .then(|| write_file(dir, &format!("{file_stem}-chain.pem"), &chain_pem));
+    Identity {
+        cert_file,
+        key_file,
+        chain_file,
+        leaf_der: cert.der().to_vec(),
+        chain_der: sent_after.iter().map(|ca| ca.der.clone()).collect(),
+        full_chain_pem: format!("{}{chain_pem}", cert.pem()),
+        key_pem,
+    }
+}
+
+const LOCALHOST: &[&str] = &["localhost", "127.0.0.1"];
+
+fn hierarchy(dir: &Path, kind: KeyKind) -> (Hierarchy, Ca, Ca) {
+    let tag = match kind {
+        KeyKind::Ecdsa => "ecdsa",
+        KeyKind::Rsa => "rsa",
+    };
+    let root = self_signed_ca(&format!("wasm-tls Test Root {tag}"), kind);
+    let intermediate_cn = format!("wasm-tls Test Intermediate {tag}");
+    let inter = sub_ca(&intermediate_cn, kind, &root);
+    let leaf = identity(
+        dir,
+        &format!("{tag}-leaf"),
+        &server_leaf_params("localhost", LOCALHOST),
+        kind,
+        Some(&inter),
+        &[&inter],
+    );
+    let root_file = write_file(dir, &format!("{tag}-root.pem"), &root.pem);
+    let hierarchy = Hierarchy {
+        root_pem: root.pem.clone(),
+        root_file,
+        root_der: root.der.clone(),
+        intermediate_cn,
+        leaf,
+        is_rsa: kind == KeyKind::Rsa,
+    };
+    (hierarchy, root, inter)
+}
+
+fn make_pki() -> Pki {
+    let dir = fresh_dir("pki");
+    let (ecdsa, _root, inter) = hierarchy(&dir, KeyKind::Ecdsa);
+    let (rsa, _, _) = hierarchy(&dir, KeyKind::Rsa);
+    let e = KeyKind::Ecdsa;
+
+    let mut expired = server_leaf_params("localhost", LOCALHOST);
+    expired.not_before = date_time_ymd(2000, 1, 1);
+    expired.not_after = date_time_ymd(2001, 1, 1);
+    let expired = identity(&dir, "expired", &expired, e, Some(&inter), &[&inter]);
+
+    let mut not_yet = server_leaf_params("localhost", LOCALHOST);
+    not_yet.not_before = date_time_ymd(2090, 1, 1);
+    not_yet.not_after = date_time_ymd(2099, 1, 1);
+    let not_yet_valid = identity(&dir, "not-yet-valid", &not_yet, e, Some(&inter), &[&inter]);
+
+    let wrong = server_leaf_params("other.example", &["other.example"]);
+    let wrong_name = identity(&dir, "wrong-name", &wrong, e, Some(&inter), &[&inter]);
+
+    let self_signed = identity(
+        &dir,
+        "self-signed",
+        &server_leaf_params("localhost", LOCALHOST),
+        e,
+        None,
+        &[],
+    );
+
+    let untrusted_root_cn = "wasm-tls Untrusted Root".to_owned();
+    let other_root = self_signed_ca(&untrusted_root_cn, e);
+    let other_inter = sub_ca("wasm-tls Untrusted Intermediate", e, &other_root);
+    let untrusted_root = identity(
+        &dir,
+        "untrusted-root",
+        &server_leaf_params("localhost", LOCALHOST),
+        e,
+        Some(&other_inter),
+        &[&other_inter, &other_root],
+    );
+
+    let missing_intermediate = identity(
+        &dir,
+        "missing-intermediate",
+        &server_leaf_params("localhost", LOCALHOST),
+        e,
+        Some(&inter),
+        &[],
+    );
+
+    let client_ca = self_signed_ca("wasm-tls Test Client CA", e);
+    let client_ca_file = write_file(&dir, "client-ca.pem", &client_ca.pem);
+    let client_cn = "wasm-tls test client".to_owned();
+    let client = identity(
+        &dir,
+        "client",
+        &leaf_params(&client_cn, &[], ExtendedKeyUsagePurpose::ClientAuth),
+        e,
+        Some(&client_ca),
+        &[],
+    );
+
+    Pki {
+        dir,
+        ecdsa,
+        rsa,
+        expired,
+        not_yet_valid,
+        wrong_name,
+        self_signed,
+        untrusted_root,
+        untrusted_root_cn,
+        missing_intermediate,
+        client_ca_file,
+        client,
+        client_cn,
+    }
+}
+
+/// The test PKI, made once per test binary.
+pub fn pki() -> &'static Pki {
+    static PKI: OnceLock<Pki> = OnceLock::new();
+    PKI.get_or_init(make_pki)
+}
+
+/// The number of seconds since the Unix epoch of `date_time_ymd(y, m, d)`.
+pub fn unix_date(y: i32, m: u8, d: u8) -> u64 {
+    u64::try_from(date_time_ymd(y, m, d).unix_timestamp()).expect("a date after 1970")
+}
+
+/// A client configuration for `server_name` that trusts only `root_pem`.
+pub fn config_for(server_name: &str, root_pem: &str) -> ConfigBuilder {
+    Config::builder(server_name)
+        .without_bundled_roots()
+        .add_roots_pem(root_pem)
+}
+
+pub fn path_str(path: &Path) -> String {
+    path.to_str().expect("a UTF-8 temporary path").to_owned()
+}
+
+// ---------------------------------------------------------------------------------------
+// openssl s_server
+// ---------------------------------------------------------------------------------------
+
+/// A running `openssl s_server` on 127.0.0.1, killed when dropped.
+pub struct OpensslServer {
+    child: Child,
+    /// The port it accepts on.
+    pub port: u16,
+    dir: PathBuf,
+    stdout_file: PathBuf,
+    stderr_file: PathBuf,
+}
+
+impl OpensslServer {
+    /// Starts `openssl s_server` with `args` (everything but `-accept`) on a free port,
+    /// and waits until the port accepts TCP connections.
+    pub fn start<S: AsRef<OsStr>>(args: &[S]) -> Self {
+        let mut last_log = String::new();
+        // The port may be taken between finding it free and s_server binding it: retry.
+        for _ in 0..3 {
+            let dir = fresh_dir("s_server");
+            let port = free_port();
+            let stdout_file = dir.join("stdout");
+            let stderr_file = dir.join("stderr");
+            let child = Command::new("openssl")
+                .arg("s_server")
+                .arg("-accept")
+                .arg(format!("127.0.0.1:{port}"))
+                .args(args)
+                // s_server reads stdin in its interactive mode: keep it open, silent.
+                .stdin(Stdio::piped())
+                .stdout(fs::File::create(&stdout_file).expect("create the stdout log"))
+                .stderr(fs::File::create(&stderr_file).expect("create the stderr log"))
+                .spawn()
+                .expect("start openssl s_server");
+            let mut server = Self {
+                child,
+                port,
+                dir,
+                stdout_file,
+                stderr_file,
+            };
+            if server.wait_ready() {
+                return server;
+            }
+            last_log = server.log();
+        }
+        panic!("openssl s_server did not start; its output:\n{last_log}");
+    }
+
+    /// Serves `identity` with `-www` (a status page for `GET /`), plus `extra` flags.
+    pub fn www(identity: &Identity, extra: &[&str]) -> Self {
+        let mut args = identity.server_args();
+        args.push("-www".to_owned());
+        args.extend(extra.iter().map(|s| (*s).to_owned()));
+        Self::start(&args)
+    }
+
+    /// `127.0.0.1:PORT`.
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from((Ipv4Addr::LOCALHOST, self.port))
+    }
+
+    /// What the server printed so far (stdout, then stderr), for diagnostics.
+    pub fn log(&self) -> String {
+        let out = fs::read_to_string(&self.stdout_file).unwrap_or_default();
+        let err = fs::read_to_string(&self.stderr_file).unwrap_or_default();
+        format!("--- stdout ---\n{out}--- stderr ---\n{err}")
+    }
+
+    fn wait_ready(&mut self) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return false;
+            }
+            if TcpStream::connect_timeout(&self.addr(), Duration::from_millis(200)).is_ok() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+}
+
+impl Drop for OpensslServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A port nothing listens on right now.
+pub fn free_port() -> u16 {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind 127.0.0.1:0");
+    listener.local_addr().expect("local address").port()
+}
+
+// ---------------------------------------------------------------------------------------
+// A blocking pump over TcpStream
+// ---------------------------------------------------------------------------------------
+
+/// How a read to the end finished.
+#[derive(Debug)]
+pub enum End {
+    /// The peer sent `close_notify` (`SSL_ERROR_ZERO_RETURN`).
+    Closed,
+    /// The connection failed.
+    Err(Error),
+}
+
+impl End {
+    /// The error code, or `"closed"`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            End::Closed => "closed",
+            End::Err(err) => err.code(),
+        }
+    }
+}
+
+/// A [`TlsClient`] pumped over a blocking `TcpStream` with read timeouts.
+pub struct TlsStream {
+    pub stream: TcpStream,
+    pub tls: TlsClient,
+    parked: Vec<u8>,
+    eof: bool,
+    scratch: Vec<u8>,
+}
+
+impl TlsStream {
+    /// Opens a TCP connection to 127.0.0.1:`port`; no TLS yet.
+    pub fn open(port: u16, config: &Config) -> Self {
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+        let stream = TcpStream::connect_timeout(&addr, IO_TIMEOUT).expect("connect to the server");
+        stream
+            .set_read_timeout(Some(IO_TIMEOUT))
+            .expect("set a read timeout");
+        stream
+            .set_write_timeout(Some(IO_TIMEOUT))
+            .expect("set a write timeout");
+        let _ = stream.set_nodelay(true);
+        let tls = TlsClient::new(config).expect("make a client");
+        Self {
+            stream,
+            tls,
+            parked: Vec::new(),
+            eof: false,
+            scratch: vec![0; 32 * 1024],
+        }
+    }
+
+    /// Opens a connection and completes the handshake.
+    pub fn connect(port: u16, config: &Config) -> Result<Self, Error> {
+        let mut conn = Self::open(port, config);
+        conn.handshake()?;
+        Ok(conn)
+    }
+
+    /// Sends what the core has queued. A peer that is gone is not an error here: the
+    /// read side reports why.
+    fn flush(&mut self) {
+        let out = self.tls.take_ciphertext();
+        if out.is_empty() {
+            return;
+        }
+        match self.stream.write_all(&out) {
+            Ok(()) => {}
+            Err(err)
+                if matches!(
+                    err.kind(),
+                    io::ErrorKind::BrokenPipe
+                        | io::ErrorKind::ConnectionReset
+                        | io::ErrorKind::ConnectionAborted
+                ) => {}
+            Err(err) => panic!("socket write failed: {err}"),
+        }
+    }
+
+    /// Waits for the socket and pushes what arrived (or EOF).
+    fn fill(&mut self) {
+        if !self.parked.is_empty() {
+            let taken = self.tls.push_ciphertext(&self.parked);
+            self.parked.drain(..taken);
+            return;
+        }
+        if self.eof {
+            // Nothing more will come; the core reports EOF from now on.
+            self.tls.push_eof();
+            return;
+        }
+        match self.stream.read(&mut self.scratch) {
+            Ok(0) => {
+                self.eof = true;
+                self.tls.push_eof();
+            }
+            Ok(n) => {
+                let taken = self.tls.push_ciphertext(&self.scratch[..n]);
+                self.parked.extend_from_slice(&self.scratch[taken..n]);
+            }
+            Err(err)
+                if matches!(
+                    err.kind(),
+                    io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted
+                ) =>
+            {
+                self.eof = true;
+                self.tls.push_eof();
+            }
+            Err(err)
+                if matches!(
+                    err.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                panic!("timed out waiting for the server ({err})")
+            }
+            Err(err) => panic!("socket read failed: {err}"),
+        }
+    }
+
+    /// Drives `connect` to completion.
+    pub fn handshake(&mut self) -> Result<(), Error> {
+        let deadline = Instant::now() + EXCHANGE_TIMEOUT;
+        loop {
+            assert!(Instant::now() < deadline, "the handshake did not finish");
+            match self.tls.connect() {
+                Ok(Status::Done(())) => return Ok(()),
+                Ok(Status::WantWrite) => self.flush(),
+                Ok(Status::WantRead) => self.fill(),
+                Ok(Status::Closed) => return Err(Error::UnexpectedEof),
+                Err(err) => {
+                    // The alert telling the server why is queued: send it, as OpenSSL does.
+                    self.flush();
+                    return Err(err);
+                }
+            }
+        }
+    }
+
+    /// Writes all of `data`.
+    pub fn write_all(&mut self, mut data: &[u8]) -> Result<(), Error> {
+        let deadline = Instant::now() + EXCHANGE_TIMEOUT;
+        while !data.is_empty() {
+            assert!(Instant::now() < deadline, "the write did not finish");
+            match self.tls.write(data)? {
+                Status::Done(n) => {
+                    data = &data[n..];
+                    self.flush();
+                }
+                Status::WantWrite => self.flush(),
+                Status::WantRead => self.fill(),
+                Status::Closed => {
+                    return Err(Error::InvalidState {
+                        reason: "the peer closed the connection".to_owned(),
+                    })
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads some application data: `Ok(Some(n))`, or `Ok(None)` on `close_notify`.
+    pub fn read_some(&mut self, buf: &mut [u8]) -> Result<Option<usize>, Error> {
+        let deadline = Instant::now() + EXCHANGE_TIMEOUT;
+        loop {
+            assert!(Instant::now() < deadline, "the read did not finish");
+            match self.tls.read(buf) {
+                Ok(Status::Done(n)) => return Ok(Some(n)),
+                Ok(Status::Closed) => return Ok(None),
+                Ok(Status::WantWrite) => self.flush(),
+                Ok(Status::WantRead) => self.fill(),
+                Err(err) => {
+                    self.flush();
+                    return Err(err);
+                }
+            }
+        }
+    }
+
+    /// Reads until `close_notify` or an error; returns the data and how it ended.
+    pub fn read_to_end(&mut self) -> (Vec<u8>, End) {
+        let mut data = Vec::new();
+        let mut buf = vec![0; 16 * 1024];
+        loop {
+            match self.read_some(&mut buf) {
+                Ok(Some(n)) => data.extend_from_slice(&buf[..n]),
+                Ok(None) => return (data, End::Closed),
+                Err(err) => return (data, End::Err(err)),
+            }
+        }
+    }
+
+    /// Sends `close_notify` (without waiting for the peer's).
+    pub fn shutdown(&mut self) -> Result<(), Error> {
+        loop {
+            match self.tls.shutdown()? {
+                Status::WantWrite => self.flush(),
+                _ => return Ok(()),
+            }
+        }
+    }
+}
+
+/// Connects, sends `GET /`, and reads the response to its end.
+pub fn get(port: u16, config: &Config) -> Result<(TlsStream, Vec<u8>, End), Error> {
+    let mut conn = TlsStream::connect(port, config)?;
+    conn.write_all(GET)?;
+    let (data, end) = conn.read_to_end();
+    Ok((conn, data, end))
+}
+
+/// Connects and reads until the connection ends; the error of the handshake or of the
+/// first read. For failures that a server reports after the client's handshake is done.
+pub fn connect_and_read(port: u16, config: &Config) -> Result<Vec<u8>, Error> {
+    let mut conn = TlsStream::connect(port, config)?;
+    let mut buf = vec![0; 16 * 1024];
+    let mut data = Vec::new();
+    loop {
+        match conn.read_some(&mut buf)? {
+            Some(n) => data.extend_from_slice(&buf[..n]),
+            None => return Ok(data),
+        }
+    }
+}
+
+/// Asserts `page` is a complete `s_server -www` status page.
+pub fn assert_www_page(page: &[u8]) {
+    let page = String::from_utf8_lossy(page);
+    assert!(
+        page.starts_with("HTTP/1.0 200 ok\r\n"),
+        "not an HTTP response: {page:.200}"
+    );
+    assert!(page.contains("s_server"), "no s_server page: {page:.400}");
+    assert!(
+        page.contains("Ciphers supported in s_server binary"),
+        "no cipher list: {page:.400}"
+    );
+    assert!(
+        page.trim_end().ends_with("</pre></BODY></HTML>"),
+        "the page is cut short: {}",
+        &page[page.len().saturating_sub(200)..]
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// The tls-client command
+// ---------------------------------------------------------------------------------------
+
+/// What a run of `tls-client` produced.
+#[derive(Debug)]
+pub struct CommandOutput {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs `tls-client` with `args`, feeding it `stdin` (then EOF) or nothing, and waits
+/// at most 30 s for it.
+pub fn run_tls_client<S: AsRef<OsStr>>(args: &[S], stdin: Option<&[u8]>) -> CommandOutput {
+    let dir = fresh_dir("tls-client");
+    let stdout_file = dir.join("stdout");
+    let stderr_file = dir.join("stderr");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tls-client"))
+        .args(args)
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(fs::File::create(&stdout_file).expect("create stdout file"))
+        .stderr(fs::File::create(&stderr_file).expect("create stderr file"))
+        .spawn()
+        .expect("start tls-client");
+    if let (Some(data), Some(mut pipe)) = (stdin, child.stdin.take()) {
+        pipe.write_all(data).expect("write tls-client's stdin");
+        // Dropping the pipe is EOF on stdin.
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for tls-client") {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "tls-client did not finish in 30 s; stderr:\n{}",
+                fs::read_to_string(&stderr_file).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let output = CommandOutput {
+        status,
+        stdout: fs::read_to_string(&stdout_file).unwrap_or_default(),
+        stderr: fs::read_to_string(&stderr_file).unwrap_or_default(),
+    };
+    let _ = fs::remove_dir_all(&dir);
+    output
+}
+
+/// `tls-client` arguments for a server on 127.0.0.1:`port` verified as `servername`
+/// against `cafile` only.
+pub fn client_args(port: u16, servername: &str, cafile: &Path) -> Vec<String> {
+    vec![
+        "--connect".to_owned(),
+        format!("127.0.0.1:{port}"),
+        "--servername".to_owned(),
+        servername.to_owned(),
+        "--cafile".to_owned(),
+        path_str(cafile),
+        "--no-default-roots".to_owned(),
+        "--timeout".to_owned(),
+        "5".to_owned(),
+    ]
+}

@@ -1,0 +1,94 @@
+//! Builds the npm package: the crate for wasm32-unknown-unknown, wasm-bindgen's glue
+//! into pkg/, wasm-opt, and the size a page loads.
+
+use std::path::Path;
+use std::process::Command;
+
+use crate::{cargo, output, run};
+
+/// ring's C code needs a compiler that targets wasm32.
+pub fn wasm_env(cmd: &mut Command) -> &mut Command {
+    cmd.env("CC_wasm32_unknown_unknown", "clang")
+}
+
+/// Sizes, in bytes, of what a page loads.
+pub struct Sizes {
+    pub wasm: u64,
+    pub wasm_gz: u64,
+    pub js: u64,
+    pub js_gz: u64,
+}
+
+fn gzip_len(path: &Path) -> Result<u64, String> {
+    let out = output(
+        Command::new("sh")
+            .arg("-c")
+            .arg("gzip -9 -c \"$1\" | wc -c")
+            .arg("sh")
+            .arg(path),
+    )
+    .ok_or_else(|| format!("cannot gzip {}", path.display()))?;
+    out.trim()
+        .parse()
+        .map_err(|_| format!("unexpected gzip output '{out}'"))
+}
+
+fn file_len(path: &Path) -> Result<u64, String> {
+    std::fs::metadata(path)
+        .map(|m| m.len())
+        .map_err(|err| format!("{}: {err}", path.display()))
+}
+
+pub fn build(root: &Path) -> Result<Sizes, String> {
+    run(wasm_env(&mut cargo(&[
+        "build",
+        "-j2",
+        "--lib",
+        "--target",
+        "wasm32-unknown-unknown",
+        "--profile",
+        "wasm-release",
+    ])))?;
+    let built = root.join("target/wasm32-unknown-unknown/wasm-release/wasm_tls.wasm");
+    let out = root.join("pkg");
+    run(Command::new("wasm-bindgen")
+        .args(["--target", "web", "--out-name", "wasm_tls", "--out-dir"])
+        .arg(&out)
+        .arg(&built))?;
+    let wasm = out.join("wasm_tls_bg.wasm");
+    // wasm-bindgen removed the producers/target-features sections that wasm-opt would
+    // read, so name the features Rust enables by default for this target.
+    run(
+        Command::new(root.join("xtask/npm/node_modules/.bin/wasm-opt"))
+            .args([
+                "-Oz",
+                "--enable-bulk-memory",
+                "--enable-nontrapping-float-to-int",
+                "--enable-sign-ext",
+                "--enable-mutable-globals",
+                "--enable-reference-types",
+                "--enable-multivalue",
+                "--strip-debug",
+                "--strip-producers",
+            ])
+            .arg(&wasm)
+            .arg("-o")
+            .arg(&wasm),
+    )?;
+    let js = [out.join("wasm_tls.js"), out.join("index.js")];
+    let sizes = Sizes {
+        wasm: file_len(&wasm)?,
+        wasm_gz: gzip_len(&wasm)?,
+        js: js.iter().map(|p| file_len(p)).sum::<Result<u64, _>>()?,
+        js_gz: js.iter().map(|p| gzip_len(p)).sum::<Result<u64, _>>()?,
+    };
+    eprintln!(
+        "package size: wasm {} bytes ({} gzipped), JS {} bytes ({} gzipped); a page loads {} KB gzipped",
+        sizes.wasm,
+        sizes.wasm_gz,
+        sizes.js,
+        sizes.js_gz,
+        (sizes.wasm_gz + sizes.js_gz).div_ceil(1000)
+    );
+    Ok(sizes)
+}
