@@ -196,3 +196,46 @@ test('the low-level SSL_connect API with a transport the test pumps itself', asy
   assert.equal(r.lastCode, 'protocol-violation');
   assert.equal(r.again, -1);
 });
+
+test('the www/ demo page, driven as a user would', async () => {
+  const target = `127.0.0.1:${servers.r13.port}`;
+  const demo = await chromium.newPage({ viewport: { width: 1100, height: 1400 } });
+  try {
+    await demo.goto(`${web.url}/www/index.html`);
+    await demo.fill('#relay', relay.url);
+    await demo.fill('#target', target);
+    await demo.fill('#servername', 'localhost');
+    await demo.fill('#ca', pki.ca);
+    await demo.fill('#request', 'GET /from-the-demo HTTP/1.1\nHost: localhost\nConnection: close\n\n');
+    await demo.click('#connect');
+    await demo.waitForSelector('#status.ok, #status.error', { timeout: 15000 });
+    await demo.waitForFunction(() => document.querySelector('#response').textContent.includes('hello from rustls'), null, { timeout: 15000 });
+    const status = await demo.textContent('#status');
+    assert.match(status, /Secure connection/, status);
+    const params = await demo.$$eval('#params dd', (dds) => Object.fromEntries(dds.map((d) => [d.dataset.field, d.textContent])));
+    assert.equal(params.Protocol, 'TLSv1.3');
+    assert.match(params['Cipher suite'], /^TLS13_/);
+    assert.equal(params['Key exchange'], 'X25519');
+    assert.equal(params.ALPN, 'http/1.1');
+    assert.match(await demo.textContent('#chain'), /subject: CN=localhost[\s\S]*issuer: CN=wasm-tls test CA/);
+    assert.match(await demo.textContent('#trace'), /want-write: \d+ bytes[\s\S]*want-read: \d+ bytes[\s\S]*handshake done/);
+    // The screenshot a person would see: the parameters must be on it.
+    for (const selector of ['#params', '#chain', '#status']) {
+      assert.ok(await demo.isVisible(selector), `${selector} is not visible`);
+      const box = await demo.locator(selector).boundingBox();
+      assert.ok(box && box.y + box.height <= 1400, `${selector} is outside the screenshot`);
+    }
+    const png = await demo.screenshot({ path: `${h.root}/target/demo-page.png`, fullPage: false });
+    assert.ok(png.length > 10000);
+
+    // A failure shows the typed error in plain words.
+    await demo.fill('#target', `127.0.0.1:${servers.expired.port}`);
+    await demo.click('#connect');
+    await demo.waitForSelector('#status.error', { timeout: 15000 });
+    const failure = await demo.textContent('#status');
+    assert.match(failure, /certificate-expired/);
+    assert.match(failure, /certificate expired/);
+  } finally {
+    await demo.close();
+  }
+});

@@ -1,0 +1,126 @@
+//! The one log line written per tunnel.
+
+use std::net::SocketAddr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// How a connection ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The tunnel ran and ended normally; the text says how.
+    Ok(String),
+    /// The relay's policy refused the connection; the text is the close reason.
+    Refused(String),
+    /// Something failed.
+    Error(String),
+}
+
+/// Writes one line to stderr, e.g.
+/// `2025-01-02T03:04:05.678Z client=127.0.0.1:50000 target=example.com:443
+/// outcome=ok reason="server closed" c2s=517 s2c=4096 duration=0.250s`.
+pub fn log_tunnel(
+    client: SocketAddr,
+    target: Option<&str>,
+    outcome: &Outcome,
+    c2s: u64,
+    s2c: u64,
+    duration: Duration,
+) {
+    eprintln!(
+        "{}",
+        format_line(
+            SystemTime::now(),
+            client,
+            target,
+            outcome,
+            c2s,
+            s2c,
+            duration
+        )
+    );
+}
+
+fn format_line(
+    now: SystemTime,
+    client: SocketAddr,
+    target: Option<&str>,
+    outcome: &Outcome,
+    c2s: u64,
+    s2c: u64,
+    duration: Duration,
+) -> String {
+    let (kind, reason) = match outcome {
+        Outcome::Ok(r) => ("ok", r),
+        Outcome::Refused(r) => ("refused", r),
+        Outcome::Error(r) => ("error", r),
+    };
+    // `{:?}` quotes and escapes: reasons can contain text from the client.
+    format!(
+        "{} client={client} target={} outcome={kind} reason={reason:?} c2s={c2s} s2c={s2c} duration={:.3}s",
+        utc_timestamp(now),
+        target.unwrap_or("-"),
+        duration.as_secs_f64(),
+    )
+}
+
+/// RFC 3339 UTC time with milliseconds, without pulling in a date crate.
+fn utc_timestamp(t: SystemTime) -> String {
+    let since = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = since.as_secs();
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        since.subsec_millis()
+    )
+}
+
+/// Days since 1970-01-01 to (year, month, day), Howard Hinnant's algorithm.
+fn civil_from_days(days: u64) -> (u64, u64, u64) {
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z % 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + u64::from(m <= 2);
+    (y, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps() {
+        let at = |s: u64, ms: u64| {
+            utc_timestamp(UNIX_EPOCH + Duration::from_secs(s) + Duration::from_millis(ms))
+        };
+        assert_eq!(at(0, 0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(at(951_782_400, 5), "2000-02-29T00:00:00.005Z");
+        assert_eq!(at(1_735_787_045, 678), "2025-01-02T03:04:05.678Z");
+        assert_eq!(at(4_107_542_399, 999), "2100-02-28T23:59:59.999Z");
+    }
+
+    #[test]
+    fn line_format() {
+        let line = format_line(
+            UNIX_EPOCH,
+            "127.0.0.1:5000".parse().expect("address"),
+            Some("example.com:443"),
+            &Outcome::Refused("target not allowed: \"x\"".into()),
+            1,
+            2,
+            Duration::from_millis(1500),
+        );
+        assert_eq!(
+            line,
+            "1970-01-01T00:00:00.000Z client=127.0.0.1:5000 target=example.com:443 \
+             outcome=refused reason=\"target not allowed: \\\"x\\\"\" c2s=1 s2c=2 duration=1.500s"
+        );
+    }
+}

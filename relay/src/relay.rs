@@ -1,0 +1,511 @@
+//! One WebSocket connection: handshake, target checks, TCP connect, and the
+//! byte pump between the two sockets.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::OwnedSemaphorePermit;
+use tokio::time::timeout;
+use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
+use tokio_tungstenite::tungstenite::http::header::SEC_WEBSOCKET_PROTOCOL;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+use tokio_tungstenite::WebSocketStream;
+
+use crate::config::Config;
+use crate::log::{log_tunnel, Outcome};
+use crate::policy::{is_private, Host, Target};
+
+type Ws = WebSocketStream<TcpStream>;
+
+/// Time a client gets to complete the HTTP upgrade.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Time allowed for sending our close frame and the lingering close after it.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long the lingering close waits for the client to stop sending.
+const LINGER: Duration = Duration::from_secs(2);
+/// Largest read from the target, and so the largest message sent to the client.
+const CHUNK: usize = 64 * 1024;
+/// Close reasons must fit a control frame (125 bytes) with the 2-byte code.
+const MAX_REASON: usize = 123;
+/// The only subprotocol spoken; websockify's `base64` is not.
+const BINARY: &str = "binary";
+
+/// Whether the connection got a slot under `--max-connections`.
+pub enum Admission {
+    /// Admitted; the permit is released when the connection ends.
+    Admitted(OwnedSemaphorePermit),
+    /// Over the limit: the client gets a close frame saying so. The permit
+    /// bounds how many such refusals run at once.
+    Full(OwnedSemaphorePermit),
+}
+
+/// Handles one accepted TCP connection from start to finish and logs one line.
+pub async fn handle(stream: TcpStream, peer: SocketAddr, cfg: Arc<Config>, admission: Admission) {
+    let start = Instant::now();
+    // Small TLS records to the browser should not wait for ACKs either.
+    let _ = stream.set_nodelay(true);
+    let mut stats = Stats::default();
+    let outcome = serve(stream, &cfg, admission, &mut stats).await;
+    log_tunnel(
+        peer,
+        stats.target.as_deref(),
+        &outcome,
+        stats.up,
+        stats.down,
+        start.elapsed(),
+    );
+}
+
+/// What the log line reports besides the outcome.
+#[derive(Default)]
+struct Stats {
+    target: Option<String>,
+    /// Bytes client → server.
+    up: u64,
+    /// Bytes server → client.
+    down: u64,
+}
+
+/// What the client asked for in its upgrade request.
+struct Upgrade {
+    path_and_query: String,
+    /// The subprotocol offered without `binary`, if any: it is refused.
+    unsupported_protocol: Option<String>,
+}
+
+async fn serve(
+    stream: TcpStream,
+    cfg: &Config,
+    admission: Admission,
+    stats: &mut Stats,
+) -> Outcome {
+    let ws_config = WebSocketConfig::default()
+        .max_message_size(Some(cfg.max_message))
+        .max_frame_size(Some(cfg.max_message));
+    let mut upgrade = None;
+    // The error type is tungstenite's; this callback never returns it.
+    #[allow(clippy::result_large_err)]
+    let callback = |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
+        let (resp, unsupported_protocol) = select_protocol(req, resp);
+        upgrade = Some(Upgrade {
+            path_and_query: req
+                .uri()
+                .path_and_query()
+                .map(|pq| pq.as_str().to_string())
+                .unwrap_or_default(),
+            unsupported_protocol,
+        });
+        Ok(resp)
+    };
+    let accept = tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(ws_config));
+    let ws = match timeout(HANDSHAKE_TIMEOUT, accept).await {
+        Ok(Ok(ws)) => ws,
+        Ok(Err(e)) => return Outcome::Error(format!("handshake failed: {e}")),
+        Err(_) => return Outcome::Error("handshake timed out".into()),
+    };
+    let Some(upgrade) = upgrade else {
+        return Outcome::Error("handshake failed".into());
+    };
+
+    let _permit = match admission {
+        Admission::Admitted(permit) => permit,
+        Admission::Full(_permit) => {
+            let reason = format!("too many connections (limit {})", cfg.max_connections);
+            return refuse(ws, CloseCode::Policy, reason).await;
+        }
+    };
+    if let Some(protocol) = upgrade.unsupported_protocol {
+        let reason = format!("subprotocol not supported: {protocol} (only binary)");
+        return refuse(ws, CloseCode::Policy, reason).await;
+    }
+
+    let target = match &cfg.target {
+        // The operator chose this target, so it needs no allowlist entry.
+        Some(fixed) => fixed.clone(),
+        None => {
+            let requested = match requested_target(&upgrade.path_and_query) {
+                Ok(t) => t,
+                Err(reason) => return refuse(ws, CloseCode::Policy, reason).await,
+            };
+            stats.target = Some(requested.to_string());
+            if !cfg.allow.iter().any(|p| p.matches(&requested)) {
+                let reason = format!("target not allowed: {requested}");
+                return refuse(ws, CloseCode::Policy, reason).await;
+            }
+            requested
+        }
+    };
+    stats.target = Some(target.to_string());
+
+    let tcp = match timeout(cfg.connect_timeout, connect(&target, cfg.allow_private)).await {
+        Ok(Ok(tcp)) => tcp,
+        Ok(Err(ConnectError::Private(addr))) => {
+            let reason = format!("private address refused: {addr}");
+            return refuse(ws, CloseCode::Policy, reason).await;
+        }
+        Ok(Err(ConnectError::Failed(e))) => {
+            return fail(ws, CloseCode::Error, format!("connect failed: {e}")).await;
+        }
+        Err(_) => {
+            let secs = cfg.connect_timeout.as_secs();
+            let reason = format!("connect failed: timed out after {secs}s");
+            return fail(ws, CloseCode::Error, reason).await;
+        }
+    };
+    // Latency matters more than segment count: TLS records are already sized.
+    // Failing to set it only costs latency, so it is not fatal.
+    let _ = tcp.set_nodelay(true);
+    pump(ws, tcp, cfg, stats).await
+}
+
+/// Picks the response's subprotocol. With `binary` offered it is selected;
+/// with only other protocols offered (websockify's `base64`), the first is
+/// echoed so that a browser completes the upgrade and sees the close reason
+/// instead of an opaque handshake failure.
+fn select_protocol(req: &Request, mut resp: Response) -> (Response, Option<String>) {
+    let offered: Vec<String> = req
+        .headers()
+        .get_all(SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|p| p.trim().to_string())
+        .filter(|p| !p.is_empty())
+        .collect();
+    let Some(first) = offered.first() else {
+        return (resp, None);
+    };
+    let (chosen, unsupported) = if offered.iter().any(|p| p == BINARY) {
+        (BINARY.to_string(), None)
+    } else {
+        (first.clone(), Some(first.clone()))
+    };
+    match HeaderValue::from_str(&chosen) {
+        Ok(value) => {
+            resp.headers_mut().insert(SEC_WEBSOCKET_PROTOCOL, value);
+            (resp, unsupported)
+        }
+        Err(_) => (resp, Some(chosen)),
+    }
+}
+
+/// Reads the target from `/HOST:PORT` or `?target=HOST:PORT`; the query wins
+/// when both are present.
+pub fn requested_target(path_and_query: &str) -> Result<Target, String> {
+    let (path, query) = path_and_query
+        .split_once('?')
+        .unwrap_or((path_and_query, ""));
+    let from_query = query
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("target="))
+        .map(percent_decode);
+    let raw = match from_query {
+        Some(t) => t?,
+        None => {
+            let path = path.strip_prefix('/').unwrap_or(path);
+            if path.is_empty() {
+                return Err("no target: use /HOST:PORT or ?target=HOST:PORT".into());
+            }
+            percent_decode(path)?
+        }
+    };
+    Target::parse(&raw).map_err(|e| format!("invalid target: {e}"))
+}
+
+fn percent_decode(s: &str) -> Result<String, String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = bytes
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or("invalid target: bad percent-encoding")?;
+            out.push(hex);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| "invalid target: not UTF-8".to_string())
+}
+
+enum ConnectError {
+    /// Every address the target resolved to is private.
+    Private(SocketAddr),
+    Failed(String),
+}
+
+/// Resolves `target` and connects to the first address that is permitted and
+/// answers. The check is on the resolved address itself, so a public name that
+/// resolves to a private address is refused too.
+async fn connect(target: &Target, allow_private: bool) -> Result<TcpStream, ConnectError> {
+    let addrs: Vec<SocketAddr> = match &target.host {
+        Host::Ip(ip) => vec![SocketAddr::new(*ip, target.port)],
+        Host::Name(name) => tokio::net::lookup_host((name.as_str(), target.port))
+            .await
+            .map_err(|e| ConnectError::Failed(e.to_string()))?
+            .collect(),
+    };
+    let mut refused = None;
+    let mut last_error = None;
+    for addr in addrs {
+        if !allow_private && is_private(addr.ip()) {
+            refused.get_or_insert(addr);
+            continue;
+        }
+        match TcpStream::connect(addr).await {
+            Ok(tcp) => return Ok(tcp),
+            Err(e) => last_error = Some(format!("{addr}: {e}")),
+        }
+    }
+    Err(match (last_error, refused) {
+        (Some(e), _) => ConnectError::Failed(e),
+        (None, Some(addr)) => ConnectError::Private(addr),
+        (None, None) => ConnectError::Failed(format!("{target} has no addresses")),
+    })
+}
+
+/// How a tunnel's byte pump ended.
+enum End {
+    /// The client sent a close frame or went away.
+    ClientClosed,
+    /// The target closed its side.
+    ServerEof,
+    /// Something the client sent breaks the rules; close with this code.
+    Violation(CloseCode, String),
+    /// The client connection broke.
+    ClientError(String),
+    /// The target connection broke.
+    TargetError(String),
+    /// No traffic either way for `--idle-timeout`.
+    Idle,
+}
+
+async fn pump(ws: Ws, tcp: TcpStream, cfg: &Config, stats: &mut Stats) -> Outcome {
+    let (mut sink, mut stream) = ws.split();
+    let (mut tcp_read, mut tcp_write) = tcp.into_split();
+    let start = Instant::now();
+    // Milliseconds since `start` of the last completed transfer either way.
+    let last_activity = AtomicU64::new(0);
+    let touch = || {
+        let ms = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
+        last_activity.store(ms, Ordering::Relaxed);
+    };
+    let chunk = CHUNK.min(cfg.max_message);
+    let max_message = cfg.max_message;
+    let (up, down) = (&mut stats.up, &mut stats.down);
+
+    let client_to_server = async {
+        while let Some(msg) = stream.next().await {
+            match msg {
+                Ok(Message::Binary(data)) => {
+                    if let Err(e) = tcp_write.write_all(&data).await {
+                        return End::TargetError(format!("write to target: {e}"));
+                    }
+                    *up += data.len() as u64;
+                    touch();
+                }
+                Ok(Message::Text(_)) => {
+                    let reason = "text frames are not supported".to_string();
+                    return End::Violation(CloseCode::Unsupported, reason);
+                }
+                // tungstenite queues the pong itself.
+                Ok(Message::Ping(_) | Message::Pong(_)) => touch(),
+                Ok(Message::Close(_)) => return End::ClientClosed,
+                Ok(Message::Frame(_)) => {}
+                Err(WsError::Capacity(_)) => {
+                    let reason = format!("message too big (limit {max_message} bytes)");
+                    return End::Violation(CloseCode::Size, reason);
+                }
+                Err(e) => return End::ClientError(e.to_string()),
+            }
+        }
+        End::ClientClosed
+    };
+
+    let server_to_client = async {
+        let mut buf = vec![0u8; chunk];
+        loop {
+            let n = match tcp_read.read(&mut buf).await {
+                Ok(0) => return End::ServerEof,
+                Ok(n) => n,
+                Err(e) => return End::TargetError(format!("read from target: {e}")),
+            };
+            // `send` flushes, so a slow client slows the target down instead
+            // of growing a buffer here.
+            if let Err(e) = sink.send(Message::binary(buf[..n].to_vec())).await {
+                return End::ClientError(e.to_string());
+            }
+            *down += n as u64;
+            touch();
+        }
+    };
+
+    let idle_timeout = cfg.idle_timeout;
+    let idle = async {
+        let deadline = || {
+            let last = Duration::from_millis(last_activity.load(Ordering::Relaxed));
+            start + last + idle_timeout
+        };
+        loop {
+            tokio::time::sleep_until(deadline().into()).await;
+            // Traffic while asleep moved the deadline; sleep again if so.
+            if Instant::now() >= deadline() {
+                return End::Idle;
+            }
+        }
+    };
+
+    let end = tokio::select! {
+        end = client_to_server => end,
+        end = server_to_client => end,
+        end = idle => end,
+    };
+
+    let close = |code: CloseCode, reason: String| CloseFrame {
+        code,
+        reason: truncate_reason(reason).into(),
+    };
+    let (frame, outcome) = match end {
+        End::ClientClosed => {
+            // Sends tungstenite's reply to the client's close frame.
+            let _ = timeout(CLOSE_TIMEOUT, async {
+                let _ = tcp_write.shutdown().await;
+                let _ = sink.close().await;
+            })
+            .await;
+            return Outcome::Ok("client closed".into());
+        }
+        End::ClientError(e) => return Outcome::Error(format!("client: {e}")),
+        End::ServerEof => (
+            close(CloseCode::Normal, String::new()),
+            Outcome::Ok("server closed".into()),
+        ),
+        End::Violation(code, reason) => (close(code, reason.clone()), Outcome::Error(reason)),
+        End::TargetError(e) => (close(CloseCode::Error, e.clone()), Outcome::Error(e)),
+        End::Idle => {
+            let secs = idle_timeout.as_secs();
+            let reason = format!("idle timeout ({secs}s)");
+            (close(CloseCode::Away, reason.clone()), Outcome::Ok(reason))
+        }
+    };
+    let _ = timeout(CLOSE_TIMEOUT, tcp_write.shutdown()).await;
+    drop((tcp_read, tcp_write));
+    if let Ok(ws) = sink.reunite(stream) {
+        close_ws(ws, frame).await;
+    }
+    outcome
+}
+
+/// Closes the WebSocket with a policy code before any tunnel exists.
+async fn refuse(ws: Ws, code: CloseCode, reason: String) -> Outcome {
+    let reason = truncate_reason(reason);
+    close_ws(
+        ws,
+        CloseFrame {
+            code,
+            reason: reason.clone().into(),
+        },
+    )
+    .await;
+    Outcome::Refused(reason)
+}
+
+/// Closes the WebSocket after a failure on the target side.
+async fn fail(ws: Ws, code: CloseCode, reason: String) -> Outcome {
+    let reason = truncate_reason(reason);
+    close_ws(
+        ws,
+        CloseFrame {
+            code,
+            reason: reason.clone().into(),
+        },
+    )
+    .await;
+    Outcome::Error(reason)
+}
+
+/// Sends `frame`, then closes the TCP write side and discards what the client
+/// still sends for a moment. Dropping a socket with unread input makes the
+/// kernel send a reset, which can destroy the close frame before the client
+/// reads it; after a too-big message the input is also no longer parseable.
+async fn close_ws(mut ws: Ws, frame: CloseFrame) {
+    let _ = timeout(CLOSE_TIMEOUT, async {
+        if ws.close(Some(frame)).await.is_err() {
+            return;
+        }
+        let tcp = ws.get_mut();
+        if tcp.shutdown().await.is_err() {
+            return;
+        }
+        let mut sink = [0u8; 4096];
+        let _ = timeout(LINGER, async {
+            while let Ok(n) = tcp.read(&mut sink).await {
+                if n == 0 {
+                    break;
+                }
+            }
+        })
+        .await;
+    })
+    .await;
+}
+
+/// Cuts `reason` to fit a close frame, on a character boundary, and replaces
+/// control characters that may come from a client's URL.
+fn truncate_reason(reason: String) -> String {
+    let mut out = String::with_capacity(reason.len().min(MAX_REASON));
+    for c in reason.chars() {
+        let c = if c.is_control() { '?' } else { c };
+        if out.len() + c.len_utf8() > MAX_REASON {
+            break;
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn target_from_path_and_query() {
+        let ok = |s: &str| requested_target(s).map(|t| t.to_string());
+        assert_eq!(ok("/example.com:443").as_deref(), Ok("example.com:443"));
+        assert_eq!(ok("/[::1]:443").as_deref(), Ok("[::1]:443"));
+        assert_eq!(ok("/%5B::1%5D:443").as_deref(), Ok("[::1]:443"));
+        assert_eq!(ok("/?target=a.test:1").as_deref(), Ok("a.test:1"));
+        assert_eq!(ok("/?x=1&target=a.test%3A2").as_deref(), Ok("a.test:2"));
+        assert_eq!(ok("/ignored:1?target=a.test:3").as_deref(), Ok("a.test:3"));
+        assert_eq!(ok("/b.test:4?other=1").as_deref(), Ok("b.test:4"));
+        assert!(requested_target("/").is_err());
+        assert!(requested_target("").is_err());
+        assert!(requested_target("/?target=").is_err());
+        assert!(requested_target("/a.test").is_err());
+        assert!(requested_target("/a.test:1/extra").is_err());
+        assert!(requested_target("/%zz:1").is_err());
+        assert!(requested_target("/%ff:1").is_err());
+    }
+
+    #[test]
+    fn reasons_fit_a_close_frame() {
+        let long = "é".repeat(100);
+        let cut = truncate_reason(long);
+        assert!(cut.len() <= MAX_REASON);
+        assert_eq!(cut.chars().count(), MAX_REASON / 2);
+        assert_eq!(truncate_reason("a\nb".into()), "a?b");
+    }
+}
