@@ -217,7 +217,11 @@ impl JsConnection {
                 -1
             }
             Err(err) => {
-                let ret = if err.is_controlled_close() { 0 } else { -1 };
+                let ret = if self.tls.closed_by_peer_alert() {
+                    0
+                } else {
+                    -1
+                };
                 self.last_error = Some(err);
                 ret
             }

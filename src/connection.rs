@@ -15,8 +15,9 @@ use crate::config::{Config, TlsVersion};
 use crate::error::{Error, SslError};
 use crate::info::HandshakeInfo;
 
-/// Plaintext and ciphertext the core buffers on each side before it pushes back: a
-/// write accepts at most this much unsent data, a push at most this much unread data.
+/// How much unsent ciphertext the core holds before `write` pushes back (plus at most one
+/// record's overhead). On the receiving side rustls bounds unread plaintext at 16 KiB,
+/// after which `push_ciphertext` takes no more.
 pub const BUFFER_LIMIT: usize = 64 * 1024;
 
 /// The outcome of a call that did not fail.
@@ -98,6 +99,8 @@ pub struct TlsClient {
     sent: usize,
     /// Received plaintext not yet read, as rustls last reported it.
     plaintext_ready: usize,
+    /// Whether the fatal error was the peer's alert (a close "by the specifications").
+    failed_by_peer_alert: bool,
     /// Whether `connect` has reported `Done` once.
     handshake_reported: bool,
 }
@@ -127,6 +130,7 @@ impl TlsClient {
             close_notify_sent: false,
             peer_closed: false,
             handshake_reported: false,
+            failed_by_peer_alert: false,
             outgoing: Vec::new(),
             sent: 0,
             plaintext_ready: 0,
@@ -224,8 +228,8 @@ impl TlsClient {
     /// Returns [`Status::Done`] once the handshake is complete and the client's last
     /// flight has been pulled; [`Status::WantWrite`] while ciphertext waits to be sent;
     /// [`Status::WantRead`] when it needs the peer's bytes; [`Status::Closed`] if the peer
-    /// closed with `close_notify`; and the error if the handshake failed (a fatal alert
-    /// from the peer is [`Error::PeerAlert`], which [`Error::is_controlled_close`]).
+    /// closed with `close_notify`; and the error if the handshake failed (when that error
+    /// is the peer's fatal alert, [`TlsClient::closed_by_peer_alert`] is true).
     /// Called again after the handshake, it returns `Done` at once.
     pub fn connect(&mut self) -> Result<Status<()>, Error> {
         let status = self.drive_handshake();
@@ -268,6 +272,12 @@ impl TlsClient {
     /// The `SSL_get_error` class of the last `connect`, `read`, `write` or `shutdown`.
     pub fn ssl_error(&self) -> SslError {
         self.last
+    }
+
+    /// Whether the connection ended because the peer sent a fatal alert: OpenSSL's
+    /// "shut down controlled", for which `SSL_connect` returns 0 rather than -1.
+    pub fn closed_by_peer_alert(&self) -> bool {
+        self.failed.is_some() && self.failed_by_peer_alert
     }
 
     /// The fatal error this connection failed with, if it has.
@@ -334,6 +344,9 @@ impl TlsClient {
                 true
             }
             Err(err) => {
+                if self.failed.is_none() {
+                    self.failed_by_peer_alert = matches!(err, rustls::Error::AlertReceived(_));
+                }
                 self.fail(Error::from(err));
                 // rustls queued the alert that tells the peer why.
                 self.drain_rustls();
@@ -477,6 +490,12 @@ impl TlsClient {
 
     fn shutdown_inner(&mut self) -> Result<Status<Shutdown>, Error> {
         self.check()?;
+        if self.conn.is_handshaking() && !self.close_notify_sent {
+            // As SSL_shutdown: there is no connection to close yet.
+            return Err(Error::invalid_state(
+                "shutdown during the handshake; to abandon it, close the transport",
+            ));
+        }
         if !self.close_notify_sent {
             self.conn.send_close_notify();
             self.close_notify_sent = true;

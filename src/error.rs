@@ -198,12 +198,6 @@ impl Error {
         }
     }
 
-    /// Whether the peer ended the connection in a controlled way (a fatal alert it sent),
-    /// which OpenSSL reports as a return value of 0 rather than -1.
-    pub fn is_controlled_close(&self) -> bool {
-        matches!(self, Self::PeerAlert { .. })
-    }
-
     /// Whether this is a certificate verification failure.
     pub fn is_certificate_error(&self) -> bool {
         self.code().starts_with("certificate-")

@@ -138,6 +138,8 @@ fn test(root: &Path) -> Result<(), String> {
             "clippy",
             "-j2",
             "--lib",
+            "--test",
+            "web",
             "--target",
             "wasm32-unknown-unknown",
             "--",
@@ -148,6 +150,35 @@ fn test(root: &Path) -> Result<(), String> {
     stage(&mut stages, "cargo test (core, tls-client, relay)", || {
         run(&mut cargo(&["test", "-j2", "--workspace"]))
     });
+    stage(&mut stages, "x509-limbo (with its counts)", || {
+        run(&mut cargo(&[
+            "test",
+            "-j2",
+            "--test",
+            "limbo",
+            "--",
+            "--nocapture",
+        ]))
+    });
+    stage(
+        &mut stages,
+        "wasm-bindgen-test in headless Chromium",
+        || {
+            run(pkg::wasm_env(&mut cargo(&[
+                "test",
+                "-j2",
+                "--target",
+                "wasm32-unknown-unknown",
+                "--test",
+                "web",
+            ]))
+            .env(
+                "CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER",
+                "wasm-bindgen-test-runner",
+            )
+            .env("CHROMEDRIVER", "/usr/bin/chromedriver"))
+        },
+    );
     stage(&mut stages, "build the npm package", || {
         pkg::build(root).map(|_| ())
     });
