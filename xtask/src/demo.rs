@@ -51,7 +51,19 @@ printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n
 openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 7 \
   -out server.pem -extfile server.ext 2>/dev/null
 "#;
-    run(Command::new("sh").arg("-c").arg(script).current_dir(dir))
+    let status = Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .current_dir(dir)
+        .status()
+        .map_err(|err| format!("cannot run openssl: {err}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "making the demo certificates with openssl failed ({status})"
+        ))
+    }
 }
 
 fn start_s_server(dir: &Path, port: u16) -> Result<Guard, String> {
@@ -129,21 +141,29 @@ pub fn main(root: &Path, no_serve: bool) -> Result<(), String> {
     eprintln!(
         "\nopenssl s_server is listening on 127.0.0.1:{port} with a certificate for localhost\n"
     );
-    run(Command::new(root.join("target/release/tls-client"))
+    eprintln!(
+        "+ tls-client --connect 127.0.0.1:{port} --servername localhost --alpn http/1.1 \\
+         --cafile target/demo/ca.pem --request 'GET / HTTP/1.0\\r\\n\\r\\n' --trace"
+    );
+    let out = Command::new(root.join("target/release/tls-client"))
         .args(["--connect", &format!("127.0.0.1:{port}")])
-        .args([
-            "--servername",
-            "localhost",
-            "--alpn",
-            "http/1.1",
-            "--timeout",
-            "5",
-        ])
+        .args(["--servername", "localhost", "--alpn", "http/1.1"])
+        .args(["--timeout", "5", "--trace"])
         .arg("--cafile")
         .arg(dir.join("ca.pem"))
-        .args(["--request", "GET / HTTP/1.0\\r\\n\\r\\n", "--trace"])
-        .stdout(Stdio::null()))?;
-    eprintln!("\ntls-client completed a verified handshake and an HTTP request (response body not shown).");
+        .args(["--request", "GET / HTTP/1.0\\r\\n\\r\\n"])
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|err| format!("cannot run tls-client: {err}"))?;
+    if !out.status.success() {
+        return Err(format!("tls-client failed ({})", out.status));
+    }
+    let response = String::from_utf8_lossy(&out.stdout);
+    eprintln!(
+        "\nThe response: {} bytes, starting \"{}\"",
+        out.stdout.len(),
+        response.lines().next().unwrap_or("")
+    );
     if no_serve {
         return Ok(());
     }
