@@ -110,6 +110,14 @@ impl JsConfig {
                 builder = builder.add_roots_pem(&pem);
             }
         }
+        if let Some(bundle) = get(&options, "trustAnchors") {
+            let bundle = bundle.dyn_into::<Uint8Array>().map_err(|_| {
+                js_error(&Error::InvalidConfig {
+                    reason: "trustAnchors must be a Uint8Array (roots.bin)".to_owned(),
+                })
+            })?;
+            builder = builder.add_trust_anchors(&bundle.to_vec());
+        }
         if get(&options, "bundledRoots").and_then(|v| v.as_bool()) == Some(false) {
             builder = builder.without_bundled_roots();
         }

@@ -318,6 +318,7 @@ pub struct ConfigBuilder {
     server_name: String,
     bundled_roots: bool,
     extra_roots: Vec<CertificateDer<'static>>,
+    extra_anchors: Vec<rustls::pki_types::TrustAnchor<'static>>,
     alpn: Vec<Vec<u8>>,
     min_version: TlsVersion,
     max_version: TlsVersion,
@@ -334,6 +335,7 @@ impl ConfigBuilder {
             server_name: server_name.to_owned(),
             bundled_roots: cfg!(feature = "bundled-roots"),
             extra_roots: Vec::new(),
+            extra_anchors: Vec::new(),
             alpn: Vec::new(),
             min_version: TlsVersion::Tls12,
             max_version: TlsVersion::Tls13,
@@ -371,6 +373,18 @@ impl ConfigBuilder {
     /// Trusts one DER certificate in addition to the current roots.
     pub fn add_root_der(mut self, der: &[u8]) -> Self {
         self.extra_roots.push(CertificateDer::from(der.to_vec()));
+        self
+    }
+
+    /// Trusts the anchors of a bundle made by
+    /// [`encode_trust_anchors`](crate::encode_trust_anchors), such as the browser
+    /// package's `roots.bin` (Mozilla's roots, shipped apart from the code).
+    pub fn add_trust_anchors(mut self, bundle: &[u8]) -> Self {
+        match crate::roots::decode_trust_anchors(bundle) {
+            Ok(anchors) => self.extra_anchors.extend(anchors),
+            Err(Error::InvalidConfig { reason }) => self.problems.push(reason),
+            Err(err) => self.problems.push(err.to_string()),
+        }
         self
     }
 
@@ -463,6 +477,7 @@ impl ConfigBuilder {
         if self.bundled_roots {
             roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
         }
+        roots.extend(self.extra_anchors);
         for root in self.extra_roots {
             roots.add(root).map_err(|err| {
                 Error::invalid_config(format!("a trusted root is not usable: {err}"))

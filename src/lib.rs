@@ -26,6 +26,7 @@ mod config;
 mod connection;
 mod error;
 mod info;
+mod roots;
 
 #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
 pub mod browser;
@@ -35,3 +36,6 @@ pub use config::{Clock, Config, ConfigBuilder, FixedClock, KeyLogSink, SystemClo
 pub use connection::{Shutdown, Status, TlsClient, BUFFER_LIMIT};
 pub use error::{Error, SslError};
 pub use info::HandshakeInfo;
+#[cfg(feature = "bundled-roots")]
+pub use roots::bundled_trust_anchors;
+pub use roots::encode_trust_anchors;
