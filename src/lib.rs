@@ -19,7 +19,13 @@
 //!
 //! Certificate verification is always on (rustls-webpki); there is no way to turn it off.
 
-#![forbid(unsafe_code)]
+// No unsafe code, except in the WASI component's generated bindings (src/wasi.rs),
+// which allow it for themselves alone.
+#![cfg_attr(
+    not(all(target_os = "wasi", feature = "component")),
+    forbid(unsafe_code)
+)]
+#![cfg_attr(all(target_os = "wasi", feature = "component"), deny(unsafe_code))]
 
 mod certinfo;
 mod config;
@@ -30,6 +36,9 @@ mod roots;
 
 #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
 pub mod browser;
+
+#[cfg(all(target_os = "wasi", feature = "component"))]
+mod wasi;
 
 pub use certinfo::{format_unix_time, CertificateSummary};
 pub use config::{Clock, Config, ConfigBuilder, FixedClock, KeyLogSink, SystemClock, TlsVersion};

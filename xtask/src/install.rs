@@ -99,6 +99,37 @@ pub fn wasmtime() -> Result<(), String> {
     )
 }
 
+/// The wasm-tools that extracts the components' WIT in the tests (1.263 needs Rust 1.88).
+pub const WASM_TOOLS_VERSION: &str = "1.263.0";
+/// wac, which plugs the library component into the test consumer.
+pub const WAC_VERSION: &str = "0.12.0";
+
+/// About 4 minutes to build on two cores, the first time.
+pub fn wasm_tools() -> Result<(), String> {
+    let spec = format!("wasm-tools@{WASM_TOOLS_VERSION}");
+    cargo_tool(
+        "wasm-tools",
+        WASM_TOOLS_VERSION,
+        &["install", "-j2", "--locked", &spec],
+    )
+}
+
+/// About 6 minutes to build on two cores, the first time.
+pub fn wac() -> Result<(), String> {
+    let spec = format!("wac-cli@{WAC_VERSION}");
+    cargo_tool("wac", WAC_VERSION, &["install", "-j2", "--locked", &spec])
+}
+
+/// What building and testing the WASI components needs.
+pub fn for_wasi(root: &Path) -> Result<(), String> {
+    apt(&["clang", "openssl", "nodejs", "npm"])?;
+    rustup_target("wasm32-wasip2")?;
+    wasmtime()?;
+    wasm_tools()?;
+    wac()?;
+    npm(root, "tests/wasi")
+}
+
 /// npm packages of `dir` (relative to the root), exactly as its lock file has them.
 pub fn npm(root: &Path, dir: &str) -> Result<(), String> {
     let dir = root.join(dir);
@@ -135,7 +166,8 @@ pub fn everything(root: &Path) -> Result<(), String> {
     rustup_target("wasm32-wasip2")?;
     wasm_bindgen()?;
     npm(root, "xtask/npm")?;
-    npm(root, "tests/browser")
+    npm(root, "tests/browser")?;
+    for_wasi(root)
 }
 
 /// What the demo needs.

@@ -8,6 +8,7 @@ mod demo;
 mod install;
 mod pkg;
 mod serve;
+mod wasi;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -20,6 +21,8 @@ usage: cargo xtask <command>
                      the browser package and serve the demo page with a relay
   test               install what is missing, then run the whole test suite
   build-pkg          build the npm package into pkg/ (wasm, JS glue, sizes)
+  build-wasi         build the WASI components into target/wasi/ (the library, tls-client,
+                     the test consumer plugged into the library) and jco's JS of the library
   setup              only install what the tests need
 ";
 
@@ -32,6 +35,7 @@ fn main() -> ExitCode {
         Some("test") => test(&root),
         Some("build-pkg") => install::for_pkg(&root).and_then(|()| pkg::build(&root).map(|_| ())),
         Some("setup") => install::everything(&root),
+        Some("build-wasi") => install::for_wasi(&root).and_then(|()| wasi::build(&root)),
         _ => {
             eprint!("{USAGE}");
             return ExitCode::from(2);
@@ -147,6 +151,9 @@ fn test(root: &Path) -> Result<(), String> {
             "warnings",
         ])))
     });
+    stage(&mut stages, "clippy (wasm32-wasip2), WASI consumer", || {
+        wasi::lint(root)
+    });
     stage(&mut stages, "cargo test (core, tls-client, relay)", || {
         run(&mut cargo(&["test", "-j2", "--workspace"]))
     });
@@ -187,6 +194,9 @@ fn test(root: &Path) -> Result<(), String> {
             .args(["--test", "--test-concurrency=1"])
             .arg("tests/browser/")
             .current_dir(root))
+    });
+    stage(&mut stages, "WASI under wasmtime and jco", || {
+        wasi::test(root)
     });
     report(&stages, total)
 }

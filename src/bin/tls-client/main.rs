@@ -200,9 +200,18 @@ fn connect_tcp(target: &str, timeout: Duration) -> Result<TcpStream, String> {
         .collect();
     let mut last = None;
     for addr in &addrs {
-        match TcpStream::connect_timeout(addr, timeout) {
+        // On WASI, std's connect_timeout returns a stream even when the connection was
+        // refused (the error shows only on the first write): connect there, unbounded.
+        #[cfg(target_os = "wasi")]
+        let attempt = {
+            let _ = timeout;
+            TcpStream::connect(addr)
+        };
+        #[cfg(not(target_os = "wasi"))]
+        let attempt = TcpStream::connect_timeout(addr, timeout);
+        match attempt {
             Ok(stream) => return Ok(stream),
-            // connect_timeout is not on every platform (WASI); fall back to connect.
+            // connect_timeout is not on every platform; fall back to connect.
             Err(err) if err.kind() == io::ErrorKind::Unsupported => {
                 match TcpStream::connect(addr) {
                     Ok(stream) => return Ok(stream),
