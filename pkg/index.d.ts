@@ -8,6 +8,8 @@ export class TlsError extends Error {
   constructor(code: string, message: string, sslError?: SslErrorName);
   readonly code: string;
   readonly sslError?: SslErrorName;
+  /** The Wisp server's close reason (e.g. 0x44, 0x48), when it ended the stream. */
+  readonly wispReason?: number;
 }
 
 export type TlsVersionName = 'TLSv1.2' | 'TLSv1.3';
@@ -98,9 +100,29 @@ export interface TraceStep {
   info?: HandshakeInfo;
 }
 
+/** Credentials for a Wisp v2 server that requires password authentication. */
+export interface WispAuth {
+  /** 1 to 255 bytes of UTF-8. */
+  username: string;
+  /** At most 65535 bytes of UTF-8. */
+  password: string;
+}
+
 export interface SocketOptions extends Partial<TlsConfigOptions> {
-  /** The relay's URL, e.g. 'wss://relay.example/'; the target is appended as /host:port. */
+  /**
+   * A raw relay's URL, e.g. 'wss://relay.example/'; the target is appended as /host:port
+   * and each connection opens its own WebSocket.
+   */
   relay?: string;
+  /**
+   * A Wisp endpoint, e.g. 'wss://relay.example/wisp/' (a trailing slash is added if
+   * missing). Connections become streams on one WebSocket, shared by every connect() with
+   * the same endpoint, WebSocket constructor and credentials: opened on first use, closed
+   * after 5 s without streams, reopened after a drop. Takes precedence over `relay`.
+   */
+  wisp?: string;
+  /** Sent to a Wisp v2 server that asks for a password (and to no other). */
+  wispAuth?: WispAuth;
   /** A WebSocket constructor, where there is no global one (Node 20: the 'ws' package). */
   WebSocket?: new (url: string, protocols?: string | string[]) => WebSocket;
   /** An already-open WebSocket to use instead of opening one. */
@@ -134,5 +156,5 @@ export interface Socket {
   startTls(options?: Partial<TlsConfigOptions>): Socket;
 }
 
-/** Connects to `target` ("host:port") through the relay. */
+/** Connects to `target` ("host:port") through the relay or the Wisp server. */
 export function connect(target: string | { hostname: string; port: number }, options?: SocketOptions): Socket;

@@ -5,7 +5,8 @@
 // - TlsConfig / TlsConnection (re-exported from the wasm-bindgen output): OpenSSL's
 //   SSL_connect contract, for any transport the caller pumps itself.
 // - connect(target, options): a socket with readable / writable streams, shaped after
-//   the sockets API of Cloudflare Workers, pumped over a WebSocket.
+//   the sockets API of Cloudflare Workers, pumped over a WebSocket: one per connection
+//   (a raw relay), or one shared by many connections (a Wisp server).
 
 import initWasm, { TlsConfig, TlsConnection, takePanicMessage } from './wasm_tls.js';
 
@@ -133,6 +134,518 @@ class WebSocketTransport {
     } catch {
       this.ws.close();
     }
+  }
+}
+
+// ---- transport: Wisp, many TCP streams over one shared WebSocket ----
+//
+// Wisp (MercuryWorkshop's protocol) frames every WebSocket message as one packet:
+// type (u8), stream id (u32 LE), payload. CONNECT opens a stream, DATA carries bytes,
+// CONTINUE grants the client credit (DATA packets the server can buffer for that
+// stream), CLOSE ends a stream with a reason. Version 2 adds INFO packets that
+// negotiate extensions, among them password authentication.
+
+const WISP_CONNECT = 0x01;
+const WISP_DATA = 0x02;
+const WISP_CONTINUE = 0x03;
+const WISP_CLOSE = 0x04;
+const WISP_INFO = 0x05;
+const WISP_TCP = 0x01;
+const WISP_EXT_PASSWORD = 0x02;
+const WISP_SUBPROTOCOL = 'wisp-v2'; // what @mercuryworkshop/wisp-js offers for v2
+const WISP_MAX_PAYLOAD = 64 * 1024; // per DATA packet: well under servers' message limits
+const WISP_QUEUE_LIMIT = 16 << 20; // bytes one stream may queue while it has no credit
+const WISP_HANDSHAKE_MS = 10000;
+const WISP_IDLE_MS = 5000; // a WebSocket with no streams closes after this long
+const WISP_CLOSE_LINGER_MS = 10000; // a closing stream waits this long for credit
+
+const WISP_REASONS = {
+  0x01: 'reason unspecified',
+  0x02: 'closed voluntarily',
+  0x03: 'a network error',
+  0x04: 'incompatible extensions',
+  0x41: 'invalid destination (address or port)',
+  0x42: 'the destination host is unreachable',
+  0x43: 'the connection to the destination timed out',
+  0x44: 'the destination refused the connection',
+  0x47: 'the data transfer timed out',
+  0x48: 'the destination is blocked by the server',
+  0x49: 'throttled (too many streams)',
+  0x81: 'client error',
+  0xc0: 'wrong username or password',
+  0xc1: 'invalid signature',
+  0xc2: 'credentials required',
+};
+// Reasons that mean the server did not (or no longer would) open the stream.
+const WISP_REFUSALS = new Set([0x41, 0x42, 0x43, 0x44, 0x48, 0x49, 0xc0, 0xc1, 0xc2]);
+
+function hexByte(n) {
+  return `0x${n.toString(16).padStart(2, '0')}`;
+}
+
+/** The TlsError for a Wisp CLOSE reason on a stream (or on stream 0: the connection). */
+function wispCloseError(reason, target) {
+  const words = WISP_REASONS[reason] || 'unknown reason';
+  const what = target ? `the stream to ${target}` : 'the connection';
+  const err = WISP_REFUSALS.has(reason)
+    ? new TlsError('relay-refused', `the Wisp server refused ${what}: ${words} (${hexByte(reason)})`)
+    : new TlsError('transport-closed', `the Wisp server closed ${what}: ${words} (${hexByte(reason)})`);
+  err.wispReason = reason;
+  return err;
+}
+
+function wispUrl(url) {
+  let parsed;
+  try {
+    parsed = new URL(String(url));
+  } catch {
+    parsed = null;
+  }
+  if (!parsed || !/^wss?:$/.test(parsed.protocol)) {
+    throw new TlsError('invalid-config', `options.wisp must be a ws:// or wss:// URL, not "${url}"`);
+  }
+  // Wisp endpoints end with a slash; without it the path would name a raw relay's target.
+  if (!parsed.pathname.endsWith('/')) parsed.pathname += '/';
+  return parsed.href;
+}
+
+function checkWispAuth(auth) {
+  if (auth === undefined || auth === null) return null;
+  const { username, password } = auth;
+  if (typeof username !== 'string' || typeof password !== 'string') {
+    throw new TlsError('invalid-config', 'options.wispAuth must be { username, password }, both strings');
+  }
+  const user = new TextEncoder().encode(username);
+  const pass = new TextEncoder().encode(password);
+  // The extension gives the lengths one and two bytes.
+  if (user.length === 0 || user.length > 255 || pass.length > 65535) {
+    throw new TlsError('invalid-config', 'options.wispAuth: the username must be 1 to 255 bytes, the password at most 65535');
+  }
+  return { user, pass };
+}
+
+// Shared connections: WebSocket constructor → "url \n username \n password" → connection.
+const wispConnections = new Map();
+
+/** One WebSocket to a Wisp server and the streams it carries. */
+class WispConnection {
+  static get(options) {
+    const WS = options.WebSocket || globalThis.WebSocket;
+    if (!WS) {
+      throw new TlsError('invalid-config', 'no WebSocket here: pass options.WebSocket (for example from the "ws" package)');
+    }
+    const url = wispUrl(options.wisp);
+    const auth = checkWispAuth(options.wispAuth);
+    const key = auth ? `${url}\n${options.wispAuth.username}\n${options.wispAuth.password}` : url;
+    let byKey = wispConnections.get(WS);
+    if (!byKey) {
+      byKey = new Map();
+      wispConnections.set(WS, byKey);
+    }
+    let conn = byKey.get(key);
+    if (!conn || conn.closed) {
+      conn = new WispConnection(WS, url, auth);
+      if (conn.closed) throw conn.failure; // the WebSocket constructor threw
+      conn._forget = () => {
+        if (byKey.get(key) === conn) byKey.delete(key);
+      };
+      byKey.set(key, conn);
+    }
+    return conn;
+  }
+
+  constructor(WS, url, auth) {
+    this.url = url;
+    this.auth = auth;
+    this.streams = new Map(); // id → WispTransport, CONNECT sent
+    this.pending = []; // WispTransports waiting for the handshake
+    this.nextId = 1;
+    this.ready = false;
+    this.closed = false;
+    this.version = 1;
+    this.credit = 0; // each new stream's initial credit, from CONTINUE on stream 0
+    this._infoSent = false;
+    this._forget = () => {};
+    this._handshakeTimer = setTimeout(() => {
+      if (!this.ready) {
+        this._fail(new TlsError('timeout', `the Wisp server did not complete its handshake within ${WISP_HANDSHAKE_MS} ms`));
+      }
+    }, WISP_HANDSHAKE_MS);
+    this._connect(WS, true);
+  }
+
+  _connect(WS, offerV2) {
+    let ws;
+    try {
+      ws = offerV2 ? new WS(this.url, [WISP_SUBPROTOCOL]) : new WS(this.url);
+    } catch (err) {
+      this._fail(new TlsError('invalid-config', `cannot open a WebSocket to ${this.url}: ${err.message}`));
+      return;
+    }
+    this.ws = ws;
+    ws.binaryType = 'arraybuffer';
+    let opened = false;
+    ws.onopen = () => {
+      opened = true;
+    };
+    ws.onmessage = (event) => {
+      if (this.ws === ws) this._onMessage(event.data);
+    };
+    ws.onerror = () => {
+      // The close event that follows carries the detail.
+    };
+    ws.onclose = (event) => {
+      if (this.ws !== ws || this.closed) return;
+      if (!opened && offerV2) {
+        // Some clients (Node's "ws") fail the upgrade when a server ignores the
+        // subprotocol: try once more without it, as Wisp v1 needs none.
+        this._connect(WS, false);
+        return;
+      }
+      const code = event.code;
+      const reason = event.reason || '';
+      let error;
+      if (code === 1008) {
+        error = new TlsError('relay-refused', `the Wisp server refused the connection: ${reason || 'policy violation'}`);
+      } else if (!opened) {
+        error = new TlsError('transport-closed', `the WebSocket to the Wisp server at ${this.url} could not be opened (unreachable, or not a WebSocket endpoint)`);
+      } else {
+        error = new TlsError('transport-closed', `the WebSocket to the Wisp server closed (${code}${reason ? ': ' + reason : ''})`);
+      }
+      this._fail(error);
+    };
+  }
+
+  /** Registers a stream; CONNECT goes out now or once the handshake is done. */
+  add(transport) {
+    clearTimeout(this._idleTimer);
+    this._idleTimer = null;
+    let id = this.nextId;
+    while (id === 0 || this.streams.has(id) || this.pending.some((t) => t.id === id)) {
+      id = (id + 1) >>> 0;
+    }
+    this.nextId = (id + 1) >>> 0;
+    transport.id = id;
+    if (this.ready) this._sendConnect(transport);
+    else this.pending.push(transport);
+  }
+
+  _sendConnect(transport) {
+    const host = new TextEncoder().encode(transport.host);
+    const payload = new Uint8Array(3 + host.length);
+    payload[0] = WISP_TCP;
+    payload[1] = transport.port & 0xff;
+    payload[2] = transport.port >> 8;
+    payload.set(host, 3);
+    this.streams.set(transport.id, transport);
+    this.send(WISP_CONNECT, transport.id, payload);
+    transport._connected(this.credit);
+  }
+
+  send(type, id, payload) {
+    const packet = new Uint8Array(5 + payload.length);
+    packet[0] = type;
+    new DataView(packet.buffer).setUint32(1, id, true);
+    packet.set(payload, 5);
+    if (this.ws && this.ws.readyState === 1) this.ws.send(packet);
+  }
+
+  get bufferedAmount() {
+    return (this.ws && this.ws.bufferedAmount) || 0;
+  }
+
+  /** A stream is done with: forget it, and close the WebSocket once idle. */
+  remove(transport) {
+    if (this.streams.get(transport.id) === transport) this.streams.delete(transport.id);
+    const i = this.pending.indexOf(transport);
+    if (i >= 0) this.pending.splice(i, 1);
+    this._idleCheck();
+  }
+
+  _idleCheck() {
+    if (this.streams.size === 0 && this.pending.length === 0 && !this.closed && !this._idleTimer) {
+      this._idleTimer = setTimeout(() => {
+        this._idleTimer = null;
+        if (this.streams.size === 0 && this.pending.length === 0) this.close();
+      }, WISP_IDLE_MS);
+    }
+  }
+
+  close() {
+    if (this.closed) return;
+    this.closed = true;
+    this._forget();
+    clearTimeout(this._handshakeTimer);
+    clearTimeout(this._idleTimer);
+    try {
+      this.ws.close(1000);
+    } catch {}
+  }
+
+  _sendInfo(serverWantsPassword) {
+    if (this._infoSent) return;
+    this._infoSent = true;
+    const parts = [new Uint8Array([2, 0])];
+    // Credentials go only to a server that asked for them.
+    if (serverWantsPassword && this.auth) {
+      const { user, pass } = this.auth;
+      const ext = new Uint8Array(5 + 3 + user.length + pass.length);
+      const view = new DataView(ext.buffer);
+      ext[0] = WISP_EXT_PASSWORD;
+      view.setUint32(1, 3 + user.length + pass.length, true);
+      ext[5] = user.length;
+      view.setUint16(6, pass.length, true);
+      ext.set(user, 8);
+      ext.set(pass, 8 + user.length);
+      parts.push(ext);
+    }
+    const payload = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+    let off = 0;
+    for (const p of parts) {
+      payload.set(p, off);
+      off += p.length;
+    }
+    this.send(WISP_INFO, 0, payload);
+  }
+
+  /** Reads the extensions of the server's INFO, and answers with the client's. */
+  _onInfo(payload) {
+    this.version = Math.max(this.version, payload[0] || 1);
+    let offered = false;
+    let required = false;
+    let off = 2;
+    const view = new DataView(payload.buffer, payload.byteOffset, payload.byteLength);
+    while (off + 5 <= payload.length) {
+      const id = payload[off];
+      const len = view.getUint32(off + 1, true);
+      const body = payload.subarray(off + 5, off + 5 + len);
+      if (id === WISP_EXT_PASSWORD) {
+        offered = true;
+        // Its one byte says whether the password is required; without it, it is.
+        required = body.length === 0 || body[0] !== 0;
+      }
+      off += 5 + len;
+    }
+    if (required && !this.auth) {
+      this._fail(new TlsError('relay-refused', 'the Wisp server requires a username and password: pass options.wispAuth'));
+      return;
+    }
+    this._sendInfo(offered);
+  }
+
+  _onMessage(data) {
+    if (typeof data === 'string') {
+      this._fail(new TlsError('transport-error', 'the Wisp server sent a text frame; Wisp packets are binary'));
+      return;
+    }
+    const p = new Uint8Array(data);
+    if (p.length < 5) {
+      this._fail(new TlsError('transport-error', 'the Wisp server sent a malformed packet (shorter than 5 bytes)'));
+      return;
+    }
+    const type = p[0];
+    const id = new DataView(p.buffer, p.byteOffset, p.byteLength).getUint32(1, true);
+    const payload = p.subarray(5);
+    if (id === 0) {
+      if (type === WISP_INFO) {
+        this._onInfo(payload);
+      } else if (type === WISP_CONTINUE && !this.ready && payload.length >= 4) {
+        this.credit = new DataView(p.buffer, p.byteOffset + 5, 4).getUint32(0, true);
+        this.ready = true;
+        clearTimeout(this._handshakeTimer);
+        const pending = this.pending;
+        this.pending = [];
+        for (const t of pending) this._sendConnect(t);
+        this._idleCheck();
+      } else if (type === WISP_CLOSE) {
+        this._fail(wispCloseError(payload[0] || 0x01, null));
+      }
+      return;
+    }
+    const stream = this.streams.get(id);
+    if (!stream) return; // closed on our side; packets in flight are dropped
+    if (type === WISP_DATA) {
+      stream._onData(payload);
+    } else if (type === WISP_CONTINUE && payload.length >= 4) {
+      stream._onContinue(new DataView(p.buffer, p.byteOffset + 5, 4).getUint32(0, true));
+    } else if (type === WISP_CLOSE) {
+      this.streams.delete(id);
+      stream._onRemoteClose(payload.length > 0 ? payload[0] : 0x01);
+      this.remove(stream);
+    }
+  }
+
+  /** The WebSocket is gone (or unusable): every stream on it fails. */
+  _fail(error) {
+    if (this.closed) return;
+    this.closed = true;
+    this.failure = error;
+    this._forget();
+    clearTimeout(this._handshakeTimer);
+    clearTimeout(this._idleTimer);
+    const all = [...this.pending, ...this.streams.values()];
+    this.pending = [];
+    this.streams.clear();
+    try {
+      this.ws.close(1000);
+    } catch {}
+    for (const t of all) t._onLost(error);
+  }
+}
+
+/** One Wisp stream, with the transport interface Socket uses (as WebSocketTransport). */
+class WispTransport {
+  constructor(options, host, port) {
+    this.ondata = null;
+    this.onclose = null;
+    this.onopen = null;
+    this.open = false;
+    this.closed = false;
+    this.host = host;
+    this.port = port;
+    this._queue = [];
+    this._queuedBytes = 0;
+    this._credit = 0;
+    this._drainChecks = [];
+    this._conn = WispConnection.get(options);
+    this._conn.add(this);
+  }
+
+  get _target() {
+    return this.host.includes(':') ? `[${this.host}]:${this.port}` : `${this.host}:${this.port}`;
+  }
+
+  /** Bytes waiting for credit here, plus the shared WebSocket's send queue. */
+  get bufferedAmount() {
+    return this._queuedBytes + this._conn.bufferedAmount;
+  }
+
+  _connected(credit) {
+    this._credit = credit;
+    this.open = true;
+    // Bytes written before the CONNECT went out follow it now.
+    this._flushQueue();
+    if (this.onopen) this.onopen();
+  }
+
+  send(bytes) {
+    if (this.closed || this._closing) return;
+    for (let off = 0; off < bytes.length; off += WISP_MAX_PAYLOAD) {
+      const part = bytes.subarray(off, off + WISP_MAX_PAYLOAD);
+      this._queue.push(part);
+      this._queuedBytes += part.length;
+    }
+    if (this._queuedBytes > WISP_QUEUE_LIMIT) {
+      const error = new TlsError('send-overflow', `more than ${WISP_QUEUE_LIMIT} bytes queued while the Wisp server granted no credit`);
+      this._onLost(error);
+      this.close();
+      return;
+    }
+    this._flushQueue();
+  }
+
+  /** Sends queued DATA while there is credit; one credit is one packet. */
+  _flushQueue() {
+    if (!this.open || this.closed) return;
+    while (this._queue.length > 0 && this._credit > 0) {
+      const part = this._queue.shift();
+      this._queuedBytes -= part.length;
+      this._credit--;
+      this._conn.send(WISP_DATA, this.id, part);
+    }
+    if (this._closing && this._queue.length === 0) this._finishClose();
+    this._checkDrain();
+  }
+
+  _onContinue(credit) {
+    this._credit = credit;
+    this._flushQueue();
+  }
+
+  _onData(payload) {
+    if (this.ondata) this.ondata(payload);
+  }
+
+  /** The server closed the stream: 0x02 is an orderly end, anything else an error. */
+  _onRemoteClose(reason) {
+    if (this.closed) return;
+    if (reason !== 0x02) this.failure = wispCloseError(reason, this._target);
+    this._end();
+    if (this.onclose) this.onclose(this.failure ? 1011 : 1000, this.failure ? this.failure.message : '');
+  }
+
+  /** The WebSocket under the stream is gone: whatever was in flight is lost. */
+  _onLost(error) {
+    if (this.closed) return;
+    this.failure = error;
+    this.lost = true;
+    this._end();
+    if (this.onclose) this.onclose(1006, error.message);
+  }
+
+  _end() {
+    // `open` stays set, as on a WebSocket: Socket still decrypts what arrived.
+    this.closed = true;
+    this._queue = [];
+    this._queuedBytes = 0;
+    clearTimeout(this._lingerTimer);
+    this._checkDrain();
+  }
+
+  /** Resolves once bufferedAmount is at most `limit`, or the stream has ended. */
+  waitDrain(limit) {
+    return new Promise((resolve) => {
+      const check = () => {
+        if (this.closed || this.bufferedAmount <= limit) {
+          resolve();
+          return true;
+        }
+        return false;
+      };
+      if (check()) return;
+      this._drainChecks.push(check);
+      this._pollDrain();
+    });
+  }
+
+  _checkDrain() {
+    if (this._drainChecks.length === 0) return;
+    this._drainChecks = this._drainChecks.filter((check) => !check());
+    if (this._drainChecks.length > 0) this._pollDrain();
+  }
+
+  // CONTINUE wakes waiters on this stream's queue; the WebSocket's own send
+  // queue drains without an event, so that part is polled.
+  _pollDrain() {
+    if (this._drainTimer) return;
+    this._drainTimer = setTimeout(() => {
+      this._drainTimer = null;
+      this._checkDrain();
+    }, 5);
+  }
+
+  /** Closes the stream once what was written has gone out (as a WebSocket's close does). */
+  close() {
+    if (this.closed || this._closing) return;
+    this._closing = true;
+    if (!this.open) {
+      // CONNECT never went out: nothing to tell the server.
+      this._end();
+      this._conn.remove(this);
+      return;
+    }
+    if (this._queue.length === 0) {
+      this._finishClose();
+      return;
+    }
+    this._lingerTimer = setTimeout(() => this._finishClose(), WISP_CLOSE_LINGER_MS);
+  }
+
+  _finishClose() {
+    if (this.closed) return;
+    this._conn.send(WISP_CLOSE, this.id, new Uint8Array([0x02]));
+    this._end();
+    this._conn.remove(this);
   }
 }
 
@@ -328,7 +841,10 @@ class Socket {
       else this._finish();
       return;
     }
-    if (err && !this._opened) {
+    // Before the handshake any error is the error; after it, a lost transport
+    // (a dropped Wisp WebSocket) is too, while a close lets the core tell a clean
+    // close_notify from truncation.
+    if (err && (!this._opened || this._transport.lost)) {
       this._fail(err);
       return;
     }
@@ -464,6 +980,11 @@ class Socket {
       resolve();
       return;
     }
+    if (this._transport.waitDrain) {
+      // Wisp: woken by the server's CONTINUE instead of polling.
+      this._transport.waitDrain(SEND_HIGH_WATER).then(resolve);
+      return;
+    }
     const check = () => {
       if (this._transport.bufferedAmount <= SEND_HIGH_WATER || this._done) resolve();
       else setTimeout(check, 5);
@@ -550,9 +1071,13 @@ class Socket {
  * Opens a TCP connection to `target` ("host:port") through a WebSocket relay, and
  * speaks TLS on it (or plaintext first, with secureTransport 'starttls').
  *
- * options: { relay, WebSocket?, webSocket?, serverName?, alpn?, ca?, bundledRoots?,
- *   cert?, key?, minVersion?, maxVersion?, resumption?, keyLog?, config?,
+ * options: { relay | wisp, wispAuth?, WebSocket?, webSocket?, serverName?, alpn?, ca?,
+ *   bundledRoots?, cert?, key?, minVersion?, maxVersion?, resumption?, keyLog?, config?,
  *   secureTransport?: 'on' | 'starttls' | 'off', handshakeTimeout? (ms), trace? }
+ *
+ * With `relay`, each connection opens its own WebSocket to relay/host:port. With
+ * `wisp` (a Wisp endpoint, e.g. 'wss://relay.example/wisp/'), connections become
+ * streams on one shared WebSocket, opened on first use and reopened after a drop.
  */
 export function connect(target, options = {}) {
   const { host, port } = parseTarget(target);
@@ -560,7 +1085,7 @@ export function connect(target, options = {}) {
   if (!['on', 'starttls', 'off'].includes(mode)) {
     throw new TlsError('invalid-config', `secureTransport must be 'on', 'starttls' or 'off', not '${mode}'`);
   }
-  const transport = new WebSocketTransport(options, host, port);
+  const transport = options.wisp ? new WispTransport(options, host, port) : new WebSocketTransport(options, host, port);
   const socket = new Socket(transport, mode === 'on' ? options : null, host, options.trace);
   socket._tlsOptions = options;
   return socket;

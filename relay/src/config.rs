@@ -12,8 +12,13 @@ wasm-tls-relay: WebSocket-to-TCP relay for wasm-tls (websockify-compatible binar
 USAGE:
     wasm-tls-relay [OPTIONS]
 
-Clients name the target in the URL: ws://RELAY/HOST:PORT, ws://RELAY/[IPV6]:PORT
-or ws://RELAY/?target=HOST:PORT. Binary messages carry raw bytes both ways.
+Raw mode: clients name the target in the URL: ws://RELAY/HOST:PORT,
+ws://RELAY/[IPV6]:PORT or ws://RELAY/?target=HOST:PORT. Binary messages carry raw
+bytes both ways, one TCP connection per WebSocket.
+
+Wisp mode: ws://RELAY/wisp/ carries many TCP streams over one WebSocket (Wisp v1,
+and v2 when the client offers the wisp-v2 subprotocol or a password is required).
+Each stream gets the same checks as a raw connection; UDP streams are refused.
 
 OPTIONS:
     --listen ADDR:PORT       Address to listen on [default: 127.0.0.1:8080]
@@ -27,6 +32,12 @@ OPTIONS:
     --max-message BYTES      Largest WebSocket message or frame [default: 1048576]
     --idle-timeout SECS      Close a tunnel with no traffic for this long [default: 300]
     --connect-timeout SECS   Time allowed for DNS and the TCP connect [default: 10]
+    --wisp-path PATH         Where Wisp is served [default: /wisp/]
+    --no-wisp                Serve the raw mode only
+    --max-streams N          Concurrent Wisp streams per WebSocket [default: 128]
+    --wisp-auth-file FILE    Require Wisp v2 password authentication; FILE has one
+                             USER:PASSWORD a line. The raw mode is then refused, as
+                             it cannot authenticate.
     -h, --help               Print this help
     -V, --version            Print the version
 ";
@@ -50,6 +61,12 @@ pub struct Config {
     pub idle_timeout: Duration,
     /// Time allowed for name resolution plus the TCP connect.
     pub connect_timeout: Duration,
+    /// The URL path that speaks Wisp; `None` turns Wisp off.
+    pub wisp_path: Option<String>,
+    /// Concurrent Wisp streams on one WebSocket before CONNECTs are refused.
+    pub max_streams: usize,
+    /// Accepted Wisp credentials (user, password); empty means no authentication.
+    pub wisp_auth: Vec<(String, String)>,
 }
 
 impl Default for Config {
@@ -63,6 +80,9 @@ impl Default for Config {
             max_message: 1 << 20,
             idle_timeout: Duration::from_secs(300),
             connect_timeout: Duration::from_secs(10),
+            wisp_path: Some("/wisp/".into()),
+            max_streams: 128,
+            wisp_auth: Vec::new(),
         }
     }
 }
@@ -71,7 +91,7 @@ impl Default for Config {
 #[derive(Debug)]
 pub enum Command {
     /// Run the relay.
-    Run(Config),
+    Run(Box<Config>),
     /// Print usage.
     Help,
     /// Print the version.
@@ -82,6 +102,8 @@ pub enum Command {
 /// `--flag=VALUE`.
 pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Command, String> {
     let mut cfg = Config::default();
+    let mut wisp_path = None;
+    let mut no_wisp = false;
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
         let (flag, inline) = match arg.split_once('=') {
@@ -119,10 +141,64 @@ pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Command, St
             "--max-message" => cfg.max_message = positive(&flag, &value()?)?,
             "--idle-timeout" => cfg.idle_timeout = secs(&flag, &value()?)?,
             "--connect-timeout" => cfg.connect_timeout = secs(&flag, &value()?)?,
+            "--wisp-path" => {
+                let v = value()?;
+                // A path must not look like a raw-mode target, or it would hide one.
+                if !v.starts_with('/') || v.contains('?') || v.contains(':') {
+                    return Err(format!(
+                        "--wisp-path: expected a path such as /wisp/, got {v}"
+                    ));
+                }
+                wisp_path = Some(v);
+            }
+            "--no-wisp" => {
+                if inline.is_some() {
+                    return Err("--no-wisp takes no value".into());
+                }
+                no_wisp = true;
+            }
+            "--max-streams" => cfg.max_streams = positive(&flag, &value()?)?,
+            "--wisp-auth-file" => {
+                let path = value()?;
+                let text = std::fs::read_to_string(&path)
+                    .map_err(|e| format!("--wisp-auth-file: cannot read {path}: {e}"))?;
+                cfg.wisp_auth = parse_credentials(&text)
+                    .map_err(|e| format!("--wisp-auth-file: {path}: {e}"))?;
+            }
             _ => return Err(format!("unknown argument: {arg}")),
         }
     }
-    Ok(Command::Run(cfg))
+    if no_wisp {
+        if wisp_path.is_some() || !cfg.wisp_auth.is_empty() {
+            return Err("--no-wisp conflicts with --wisp-path and --wisp-auth-file".into());
+        }
+        cfg.wisp_path = None;
+    } else if let Some(path) = wisp_path {
+        cfg.wisp_path = Some(path);
+    }
+    Ok(Command::Run(Box::new(cfg)))
+}
+
+/// Parses `USER:PASSWORD` lines; blank lines and `#` comments are skipped.
+fn parse_credentials(text: &str) -> Result<Vec<(String, String)>, String> {
+    let mut out = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim_end_matches('\r');
+        if line.trim().is_empty() || line.trim_start().starts_with('#') {
+            continue;
+        }
+        // Wisp sends the user name's length in one byte and the password's in two.
+        match line.split_once(':') {
+            Some((user, pass)) if !user.is_empty() && user.len() <= 255 && pass.len() <= 65535 => {
+                out.push((user.to_string(), pass.to_string()))
+            }
+            _ => return Err(format!("line {}: expected USER:PASSWORD", n + 1)),
+        }
+    }
+    if out.is_empty() {
+        return Err("no credentials".into());
+    }
+    Ok(out)
 }
 
 fn positive(flag: &str, v: &str) -> Result<usize, String> {
@@ -148,7 +224,7 @@ mod tests {
 
     fn run(args: &[&str]) -> Result<Config, String> {
         match parse_args(args.iter().map(|s| s.to_string()))? {
-            Command::Run(cfg) => Ok(cfg),
+            Command::Run(cfg) => Ok(*cfg),
             other => Err(format!("unexpected {other:?}")),
         }
     }
@@ -164,6 +240,42 @@ mod tests {
         assert_eq!(cfg.max_message, 1 << 20);
         assert_eq!(cfg.idle_timeout, Duration::from_secs(300));
         assert_eq!(cfg.connect_timeout, Duration::from_secs(10));
+        assert_eq!(cfg.wisp_path.as_deref(), Some("/wisp/"));
+        assert_eq!(cfg.max_streams, 128);
+        assert!(cfg.wisp_auth.is_empty());
+    }
+
+    #[test]
+    fn wisp_flags() {
+        let cfg = run(&["--wisp-path", "/mux/", "--max-streams=7"]).expect("flags parse");
+        assert_eq!(cfg.wisp_path.as_deref(), Some("/mux/"));
+        assert_eq!(cfg.max_streams, 7);
+        assert_eq!(run(&["--no-wisp"]).expect("parses").wisp_path, None);
+        for bad in [
+            &["--wisp-path", "wisp/"][..],
+            &["--wisp-path", "/a:1/"],
+            &["--no-wisp", "--wisp-path", "/w/"],
+            &["--max-streams", "0"],
+            &["--wisp-auth-file", "/nonexistent/wasm-tls-relay-auth"],
+        ] {
+            assert!(run(bad).is_err(), "{bad:?} should be rejected");
+        }
+    }
+
+    #[test]
+    fn credentials() {
+        let creds =
+            parse_credentials("# users\nalice:s3cret:with:colons\n\nbob:\r\n").expect("parses");
+        assert_eq!(
+            creds,
+            vec![
+                ("alice".to_string(), "s3cret:with:colons".to_string()),
+                ("bob".to_string(), String::new())
+            ]
+        );
+        assert!(parse_credentials("nocolon\n").is_err());
+        assert!(parse_credentials(":pass\n").is_err());
+        assert!(parse_credentials("# only a comment\n").is_err());
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! The one log line written per tunnel.
+//! The one log line written per tunnel (a raw WebSocket, or one Wisp stream).
 
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -30,6 +30,7 @@ pub fn log_tunnel(
         format_line(
             SystemTime::now(),
             client,
+            None,
             target,
             outcome,
             c2s,
@@ -39,9 +40,38 @@ pub fn log_tunnel(
     );
 }
 
+/// Writes the line for one Wisp stream: like [`log_tunnel`]'s, with
+/// `stream=ID` after the client, e.g. `... client=127.0.0.1:50000 stream=3
+/// target=example.com:443 outcome=refused reason="target not allowed" ...`.
+pub fn log_stream(
+    client: SocketAddr,
+    stream: u32,
+    target: Option<&str>,
+    outcome: &Outcome,
+    c2s: u64,
+    s2c: u64,
+    duration: Duration,
+) {
+    eprintln!(
+        "{}",
+        format_line(
+            SystemTime::now(),
+            client,
+            Some(stream),
+            target,
+            outcome,
+            c2s,
+            s2c,
+            duration
+        )
+    );
+}
+
+#[allow(clippy::too_many_arguments)]
 fn format_line(
     now: SystemTime,
     client: SocketAddr,
+    stream: Option<u32>,
     target: Option<&str>,
     outcome: &Outcome,
     c2s: u64,
@@ -54,8 +84,9 @@ fn format_line(
         Outcome::Error(r) => ("error", r),
     };
     // `{:?}` quotes and escapes: reasons can contain text from the client.
+    let stream = stream.map(|id| format!(" stream={id}")).unwrap_or_default();
     format!(
-        "{} client={client} target={} outcome={kind} reason={reason:?} c2s={c2s} s2c={s2c} duration={:.3}s",
+        "{} client={client}{stream} target={} outcome={kind} reason={reason:?} c2s={c2s} s2c={s2c} duration={:.3}s",
         utc_timestamp(now),
         target.unwrap_or("-"),
         duration.as_secs_f64(),
@@ -111,6 +142,7 @@ mod tests {
         let line = format_line(
             UNIX_EPOCH,
             "127.0.0.1:5000".parse().expect("address"),
+            None,
             Some("example.com:443"),
             &Outcome::Refused("target not allowed: \"x\"".into()),
             1,
@@ -121,6 +153,20 @@ mod tests {
             line,
             "1970-01-01T00:00:00.000Z client=127.0.0.1:5000 target=example.com:443 \
              outcome=refused reason=\"target not allowed: \\\"x\\\"\" c2s=1 s2c=2 duration=1.500s"
+        );
+        let line = format_line(
+            UNIX_EPOCH,
+            "127.0.0.1:5000".parse().expect("address"),
+            Some(7),
+            None,
+            &Outcome::Ok("server closed".into()),
+            0,
+            0,
+            Duration::ZERO,
+        );
+        assert!(
+            line.contains(" client=127.0.0.1:5000 stream=7 target=- outcome=ok "),
+            "{line}"
         );
     }
 }

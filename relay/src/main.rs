@@ -6,6 +6,7 @@ mod config;
 mod log;
 mod policy;
 mod relay;
+mod wisp;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -23,7 +24,7 @@ const MAX_REFUSALS: usize = 64;
 
 fn main() -> ExitCode {
     let cfg = match parse_args(std::env::args().skip(1)) {
-        Ok(Command::Run(cfg)) => cfg,
+        Ok(Command::Run(cfg)) => *cfg,
         Ok(Command::Help) => {
             print!("{USAGE}");
             return ExitCode::SUCCESS;

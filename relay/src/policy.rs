@@ -49,6 +49,23 @@ impl Target {
         let port = parse_port(port)?;
         Ok(Target { host, port })
     }
+
+    /// Builds a target from a Wisp CONNECT's host and port. Wisp sends IPv6
+    /// addresses bare or in brackets, so both are accepted.
+    pub fn from_host_and_port(host: &str, port: u16) -> Result<Target, String> {
+        if port == 0 {
+            return Err("bad port: 0".into());
+        }
+        let bare = host
+            .strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .unwrap_or(host);
+        let host = match bare.parse::<Ipv6Addr>() {
+            Ok(ip) => Host::Ip(IpAddr::V6(ip)),
+            Err(_) => parse_plain_host(host)?,
+        };
+        Ok(Target { host, port })
+    }
 }
 
 /// One `--allow` pattern: `host:port` where host may be `*` or `*.suffix`
@@ -259,6 +276,24 @@ mod tests {
             "*.example.com:443",
         ] {
             assert!(Target::parse(bad).is_err(), "{bad:?} should be rejected");
+        }
+    }
+
+    #[test]
+    fn targets_from_host_and_port() {
+        let ok = |h: &str, p: u16| Target::from_host_and_port(h, p).map(|t| t.to_string());
+        assert_eq!(ok("Example.COM", 443).as_deref(), Ok("example.com:443"));
+        assert_eq!(ok("127.0.0.1", 80).as_deref(), Ok("127.0.0.1:80"));
+        assert_eq!(ok("::1", 443).as_deref(), Ok("[::1]:443"));
+        assert_eq!(ok("[::1]", 443).as_deref(), Ok("[::1]:443"));
+        for (h, p) in [
+            ("example.com", 0),
+            ("", 1),
+            ("a b", 1),
+            ("[1.2.3.4]", 1),
+            ("a:b", 1),
+        ] {
+            assert!(ok(h, p).is_err(), "{h:?}:{p} should be rejected");
         }
     }
 

@@ -22,17 +22,18 @@ use tokio_tungstenite::WebSocketStream;
 use crate::config::Config;
 use crate::log::{log_tunnel, Outcome};
 use crate::policy::{is_private, Host, Target};
+use crate::wisp;
 
-type Ws = WebSocketStream<TcpStream>;
+pub(crate) type Ws = WebSocketStream<TcpStream>;
 
 /// Time a client gets to complete the HTTP upgrade.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Time allowed for sending our close frame and the lingering close after it.
-const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long the lingering close waits for the client to stop sending.
 const LINGER: Duration = Duration::from_secs(2);
 /// Largest read from the target, and so the largest message sent to the client.
-const CHUNK: usize = 64 * 1024;
+pub(crate) const CHUNK: usize = 64 * 1024;
 /// Close reasons must fit a control frame (125 bytes) with the 2-byte code.
 const MAX_REASON: usize = 123;
 /// The only subprotocol spoken; websockify's `base64` is not.
@@ -53,7 +54,7 @@ pub async fn handle(stream: TcpStream, peer: SocketAddr, cfg: Arc<Config>, admis
     // Small TLS records to the browser should not wait for ACKs either.
     let _ = stream.set_nodelay(true);
     let mut stats = Stats::default();
-    let outcome = serve(stream, &cfg, admission, &mut stats).await;
+    let outcome = serve(stream, peer, &cfg, admission, &mut stats).await;
     log_tunnel(
         peer,
         stats.target.as_deref(),
@@ -66,12 +67,12 @@ pub async fn handle(stream: TcpStream, peer: SocketAddr, cfg: Arc<Config>, admis
 
 /// What the log line reports besides the outcome.
 #[derive(Default)]
-struct Stats {
-    target: Option<String>,
+pub(crate) struct Stats {
+    pub(crate) target: Option<String>,
     /// Bytes client → server.
-    up: u64,
+    pub(crate) up: u64,
     /// Bytes server → client.
-    down: u64,
+    pub(crate) down: u64,
 }
 
 /// What the client asked for in its upgrade request.
@@ -79,11 +80,16 @@ struct Upgrade {
     path_and_query: String,
     /// The subprotocol offered without `binary`, if any: it is refused.
     unsupported_protocol: Option<String>,
+    /// The path is the Wisp endpoint.
+    wisp: bool,
+    /// The client offered Wisp v2's subprotocol.
+    wisp_v2: bool,
 }
 
 async fn serve(
     stream: TcpStream,
-    cfg: &Config,
+    peer: SocketAddr,
+    cfg: &Arc<Config>,
     admission: Admission,
     stats: &mut Stats,
 ) -> Outcome {
@@ -94,7 +100,14 @@ async fn serve(
     // The error type is tungstenite's; this callback never returns it.
     #[allow(clippy::result_large_err)]
     let callback = |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
-        let (resp, unsupported_protocol) = select_protocol(req, resp);
+        let wisp = cfg.wisp_path.as_deref() == Some(req.uri().path());
+        let (resp, unsupported_protocol, wisp_v2) = if wisp {
+            let (resp, v2) = wisp::select_protocol(req, resp);
+            (resp, None, v2)
+        } else {
+            let (resp, unsupported) = select_protocol(req, resp);
+            (resp, unsupported, false)
+        };
         upgrade = Some(Upgrade {
             path_and_query: req
                 .uri()
@@ -102,6 +115,8 @@ async fn serve(
                 .map(|pq| pq.as_str().to_string())
                 .unwrap_or_default(),
             unsupported_protocol,
+            wisp,
+            wisp_v2,
         });
         Ok(resp)
     };
@@ -122,8 +137,18 @@ async fn serve(
             return refuse(ws, CloseCode::Policy, reason).await;
         }
     };
+    if upgrade.wisp {
+        stats.target = Some("wisp".into());
+        return wisp::serve(ws, peer, cfg.clone(), upgrade.wisp_v2, stats).await;
+    }
     if let Some(protocol) = upgrade.unsupported_protocol {
         let reason = format!("subprotocol not supported: {protocol} (only binary)");
+        return refuse(ws, CloseCode::Policy, reason).await;
+    }
+    if !cfg.wisp_auth.is_empty() {
+        // The raw mode has no way to carry credentials, so it would bypass them.
+        let path = cfg.wisp_path.as_deref().unwrap_or("/wisp/");
+        let reason = format!("this relay requires Wisp authentication: connect to {path}");
         return refuse(ws, CloseCode::Policy, reason).await;
     }
 
@@ -151,7 +176,7 @@ async fn serve(
             let reason = format!("private address refused: {addr}");
             return refuse(ws, CloseCode::Policy, reason).await;
         }
-        Ok(Err(ConnectError::Failed(e))) => {
+        Ok(Err(ConnectError::Failed(_, e))) => {
             return fail(ws, CloseCode::Error, format!("connect failed: {e}")).await;
         }
         Err(_) => {
@@ -241,21 +266,39 @@ fn percent_decode(s: &str) -> Result<String, String> {
     String::from_utf8(out).map_err(|_| "invalid target: not UTF-8".to_string())
 }
 
-enum ConnectError {
+/// Why a connection to a target was not made.
+pub(crate) enum ConnectError {
     /// Every address the target resolved to is private.
     Private(SocketAddr),
-    Failed(String),
+    /// Resolution or the TCP connect failed.
+    Failed(FailKind, String),
+}
+
+/// The kind of a failed connect, for Wisp's close reasons.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum FailKind {
+    /// The name did not resolve (or resolved to nothing).
+    Resolve,
+    /// The target answered with a reset: nothing listens there.
+    Refused,
+    /// No route to the host or network.
+    Unreachable,
+    /// Anything else.
+    Other,
 }
 
 /// Resolves `target` and connects to the first address that is permitted and
 /// answers. The check is on the resolved address itself, so a public name that
 /// resolves to a private address is refused too.
-async fn connect(target: &Target, allow_private: bool) -> Result<TcpStream, ConnectError> {
+pub(crate) async fn connect(
+    target: &Target,
+    allow_private: bool,
+) -> Result<TcpStream, ConnectError> {
     let addrs: Vec<SocketAddr> = match &target.host {
         Host::Ip(ip) => vec![SocketAddr::new(*ip, target.port)],
         Host::Name(name) => tokio::net::lookup_host((name.as_str(), target.port))
             .await
-            .map_err(|e| ConnectError::Failed(e.to_string()))?
+            .map_err(|e| ConnectError::Failed(FailKind::Resolve, e.to_string()))?
             .collect(),
     };
     let mut refused = None;
@@ -267,13 +310,23 @@ async fn connect(target: &Target, allow_private: bool) -> Result<TcpStream, Conn
         }
         match TcpStream::connect(addr).await {
             Ok(tcp) => return Ok(tcp),
-            Err(e) => last_error = Some(format!("{addr}: {e}")),
+            Err(e) => {
+                let kind = match e.kind() {
+                    std::io::ErrorKind::ConnectionRefused => FailKind::Refused,
+                    std::io::ErrorKind::HostUnreachable
+                    | std::io::ErrorKind::NetworkUnreachable => FailKind::Unreachable,
+                    _ => FailKind::Other,
+                };
+                last_error = Some((kind, format!("{addr}: {e}")));
+            }
         }
     }
     Err(match (last_error, refused) {
-        (Some(e), _) => ConnectError::Failed(e),
+        (Some((kind, e)), _) => ConnectError::Failed(kind, e),
         (None, Some(addr)) => ConnectError::Private(addr),
-        (None, None) => ConnectError::Failed(format!("{target} has no addresses")),
+        (None, None) => {
+            ConnectError::Failed(FailKind::Resolve, format!("{target} has no addresses"))
+        }
     })
 }
 
@@ -410,7 +463,7 @@ async fn pump(ws: Ws, tcp: TcpStream, cfg: &Config, stats: &mut Stats) -> Outcom
 }
 
 /// Closes the WebSocket with a policy code before any tunnel exists.
-async fn refuse(ws: Ws, code: CloseCode, reason: String) -> Outcome {
+pub(crate) async fn refuse(ws: Ws, code: CloseCode, reason: String) -> Outcome {
     let reason = truncate_reason(reason);
     close_ws(
         ws,
@@ -441,7 +494,7 @@ async fn fail(ws: Ws, code: CloseCode, reason: String) -> Outcome {
 /// still sends for a moment. Dropping a socket with unread input makes the
 /// kernel send a reset, which can destroy the close frame before the client
 /// reads it; after a too-big message the input is also no longer parseable.
-async fn close_ws(mut ws: Ws, frame: CloseFrame) {
+pub(crate) async fn close_ws(mut ws: Ws, frame: CloseFrame) {
     let _ = timeout(CLOSE_TIMEOUT, async {
         if ws.close(Some(frame)).await.is_err() {
             return;
@@ -465,7 +518,7 @@ async fn close_ws(mut ws: Ws, frame: CloseFrame) {
 
 /// Cuts `reason` to fit a close frame, on a character boundary, and replaces
 /// control characters that may come from a client's URL.
-fn truncate_reason(reason: String) -> String {
+pub(crate) fn truncate_reason(reason: String) -> String {
     let mut out = String::with_capacity(reason.len().min(MAX_REASON));
     for c in reason.chars() {
         let c = if c.is_control() { '?' } else { c };

@@ -214,3 +214,40 @@ export function stopAll() {
 export function writeFile(p, text) {
   writeFileSync(p, text);
 }
+
+// ---- Wisp: the relay's Wisp endpoint and a Wisp server nobody here wrote ----
+
+/**
+ * The relay with its Wisp endpoint, allowed to reach the given loopback ports. `listen`
+ * fixes the address, so that a relay can be restarted where clients expect it.
+ */
+export async function wispRelay(ports, extra = [], listen = '127.0.0.1:0') {
+  const allow = ports.flatMap((p) => ['--allow', `127.0.0.1:${p}`]);
+  const child = track(
+    spawn(binary('wasm-tls-relay'), ['--listen', listen, '--allow-private', ...allow, ...extra], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    }),
+    'relay',
+  );
+  // Up to the newline: the address may arrive in two chunks.
+  const m = await waitForLine(child.stderr, /listening on (ws:\/\/\S+)\n/, 'relay');
+  return { url: m[1], wisp: `${m[1]}/wisp/`, child };
+}
+
+/**
+ * @mercuryworkshop/wisp-js's server on 127.0.0.1 (Wisp v2 unless options say
+ * wisp_version: 1), allowed to reach loopback and private addresses.
+ */
+export async function wispJsServer(options = {}) {
+  const port = await freePort();
+  const cli = path.join(root, 'tests/browser/node_modules/@mercuryworkshop/wisp-js/src/bin/server_cli.mjs');
+  const settings = { allow_loopback_ips: true, allow_private_ips: true, ...options };
+  const child = track(
+    spawn(process.execPath, [cli, '--host', '127.0.0.1', '--port', String(port), '--logging', 'WARN', '--options', JSON.stringify(settings)], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    }),
+    'wisp-js',
+  );
+  await waitForPort(port);
+  return { url: `ws://127.0.0.1:${port}/wisp/`, child };
+}

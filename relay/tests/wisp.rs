@@ -1,0 +1,835 @@
+//! Wisp end to end: the built relay binary, local TCP servers, and a small
+//! Wisp client written here on tokio-tungstenite, all on 127.0.0.1.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::io::{BufRead, BufReader, Write};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::header::SEC_WEBSOCKET_PROTOCOL;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
+
+const TEST_TIMEOUT: Duration = Duration::from_secs(20);
+
+const CONNECT: u8 = 0x01;
+const DATA: u8 = 0x02;
+const CONTINUE: u8 = 0x03;
+const CLOSE: u8 = 0x04;
+const INFO: u8 = 0x05;
+const TCP: u8 = 0x01;
+const UDP: u8 = 0x02;
+
+/// The credit the relay grants each stream (relay/src/wisp.rs).
+const BUFFER: u32 = 64;
+
+async fn bounded<F: Future<Output = ()>>(body: F) {
+    tokio::time::timeout(TEST_TIMEOUT, body)
+        .await
+        .expect("test timed out");
+}
+
+/// The relay binary, killed on drop.
+struct Relay {
+    child: Child,
+    addr: SocketAddr,
+    stderr: mpsc::Receiver<String>,
+}
+
+impl Relay {
+    fn start(args: &[&str]) -> Relay {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_wasm-tls-relay"))
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start relay");
+        let stderr = child.stderr.take().expect("stderr pipe");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let first = rx
+            .recv_timeout(TEST_TIMEOUT)
+            .expect("relay printed its listening line");
+        let addr = first
+            .strip_prefix("wasm-tls-relay listening on ws://")
+            .unwrap_or_else(|| panic!("unexpected first line: {first}"))
+            .parse()
+            .expect("listening address");
+        Relay {
+            child,
+            addr,
+            stderr: rx,
+        }
+    }
+
+    /// Opens a WebSocket on `path`, offering `protocol` if given; returns the
+    /// subprotocol the relay chose.
+    async fn websocket(&self, path: &str, protocol: Option<&str>) -> (Ws, Option<String>) {
+        let mut request = format!("ws://{}{}", self.addr, path)
+            .into_client_request()
+            .expect("request");
+        if let Some(p) = protocol {
+            request.headers_mut().insert(
+                SEC_WEBSOCKET_PROTOCOL,
+                HeaderValue::from_str(p).expect("header"),
+            );
+        }
+        let tcp = TcpStream::connect(self.addr).await.expect("connect relay");
+        let (ws, response) = tokio_tungstenite::client_async(request, tcp)
+            .await
+            .expect("websocket handshake");
+        let chosen = response
+            .headers()
+            .get(SEC_WEBSOCKET_PROTOCOL)
+            .map(|v| v.to_str().expect("ascii").to_string());
+        (ws, chosen)
+    }
+
+    /// A Wisp v1 session on /wisp/, past the initial CONTINUE.
+    async fn wisp(&self) -> Wisp {
+        let (ws, _) = self.websocket("/wisp/", None).await;
+        let mut wisp = Wisp { ws };
+        let first = wisp.recv().await;
+        assert_eq!((first.kind, first.id), (CONTINUE, 0), "{first:?}");
+        assert_eq!(first.payload, BUFFER.to_le_bytes());
+        wisp
+    }
+
+    /// Log lines until one contains `needle`; returns it.
+    fn log_line_with(&self, needle: &str) -> String {
+        let deadline = Instant::now() + TEST_TIMEOUT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = self
+                .stderr
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("no log line with {needle}"));
+            if line.contains(needle) {
+                return line;
+            }
+        }
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+type Ws = WebSocketStream<TcpStream>;
+
+#[derive(Debug)]
+struct Packet {
+    kind: u8,
+    id: u32,
+    payload: Vec<u8>,
+}
+
+/// What arrived for one stream.
+#[derive(Debug, Default)]
+struct StreamState {
+    data: Vec<u8>,
+    continues: Vec<u32>,
+    closed: Option<u8>,
+}
+
+struct Wisp {
+    ws: Ws,
+}
+
+impl Wisp {
+    async fn send(&mut self, kind: u8, id: u32, payload: &[u8]) {
+        let mut p = vec![kind];
+        p.extend_from_slice(&id.to_le_bytes());
+        p.extend_from_slice(payload);
+        self.ws.send(Message::binary(p)).await.expect("send packet");
+    }
+
+    async fn connect(&mut self, id: u32, kind: u8, host: &str, port: u16) {
+        let mut payload = vec![kind];
+        payload.extend_from_slice(&port.to_le_bytes());
+        payload.extend_from_slice(host.as_bytes());
+        self.send(CONNECT, id, &payload).await;
+    }
+
+    async fn close(&mut self, id: u32) {
+        self.send(CLOSE, id, &[0x02]).await;
+    }
+
+    /// The next packet, or the close frame's code and reason.
+    async fn next(&mut self) -> Result<Packet, (u16, String)> {
+        loop {
+            match self.ws.next().await {
+                Some(Ok(Message::Binary(p))) => {
+                    assert!(p.len() >= 5, "short packet {p:?}");
+                    return Ok(Packet {
+                        kind: p[0],
+                        id: u32::from_le_bytes([p[1], p[2], p[3], p[4]]),
+                        payload: p[5..].to_vec(),
+                    });
+                }
+                Some(Ok(Message::Close(Some(f)))) => {
+                    return Err((u16::from(f.code), f.reason.to_string()))
+                }
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    }
+
+    async fn recv(&mut self) -> Packet {
+        self.next().await.expect("a packet, not a close")
+    }
+
+    /// Reads packets into `streams` until `done` holds.
+    async fn collect(
+        &mut self,
+        streams: &mut HashMap<u32, StreamState>,
+        done: impl Fn(&HashMap<u32, StreamState>) -> bool,
+    ) {
+        while !done(streams) {
+            let p = self.recv().await;
+            let s = streams.entry(p.id).or_default();
+            match p.kind {
+                DATA => s.data.extend_from_slice(&p.payload),
+                CONTINUE => s.continues.push(u32::from_le_bytes(
+                    p.payload[..4].try_into().expect("4 bytes"),
+                )),
+                CLOSE => s.closed = Some(p.payload[0]),
+                other => panic!("unexpected packet type {other:#x}"),
+            }
+        }
+    }
+
+    /// Waits for the CLOSE of stream `id` and returns its reason.
+    async fn close_reason(&mut self, id: u32) -> u8 {
+        let mut streams = HashMap::new();
+        self.collect(&mut streams, |s| {
+            s.get(&id).is_some_and(|s| s.closed.is_some())
+        })
+        .await;
+        streams[&id].closed.expect("closed")
+    }
+}
+
+fn pattern(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i * 7 % 251) as u8 ^ seed)
+        .collect::<Vec<u8>>()
+}
+
+/// A TCP echo server.
+async fn echo_server() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind echo");
+    let addr = listener.local_addr().expect("echo addr");
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let (mut r, mut w) = sock.split();
+                let _ = tokio::io::copy(&mut r, &mut w).await;
+                let _ = w.shutdown().await;
+            });
+        }
+    });
+    addr
+}
+
+/// A server that records what each connection sent until EOF.
+async fn recording_server() -> (SocketAddr, Arc<Mutex<Vec<Vec<u8>>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let record = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            let record = record.clone();
+            tokio::spawn(async move {
+                let mut all = Vec::new();
+                let _ = sock.read_to_end(&mut all).await;
+                record.lock().expect("lock").push(all);
+            });
+        }
+    });
+    (addr, seen)
+}
+
+/// A server that accepts and never reads: its stream's writes back up.
+async fn stalled_server() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((sock, _)) = listener.accept().await {
+            held.push(sock);
+        }
+    });
+    addr
+}
+
+/// A server that sends `payload` and closes.
+async fn sending_server(payload: Vec<u8>) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let payload = Arc::new(payload);
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            let payload = payload.clone();
+            tokio::spawn(async move {
+                let _ = sock.write_all(&payload).await;
+                let _ = sock.shutdown().await;
+                let mut buf = [0u8; 1024];
+                while matches!(sock.read(&mut buf).await, Ok(n) if n > 0) {}
+            });
+        }
+    });
+    addr
+}
+
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").port()
+}
+
+fn allow(addr: SocketAddr) -> String {
+    format!("127.0.0.1:{}", addr.port())
+}
+
+#[tokio::test]
+async fn streams_share_one_websocket() {
+    bounded(async {
+        let echo = echo_server().await;
+        let relay = Relay::start(&["--allow", &allow(echo), "--allow-private"]);
+        let mut wisp = relay.wisp().await;
+        let ids: Vec<u32> = (1..=10).collect();
+        for &id in &ids {
+            wisp.connect(id, TCP, "127.0.0.1", echo.port()).await;
+        }
+        // Data may follow CONNECT at once, before the relay has connected.
+        let sent: HashMap<u32, Vec<u8>> = ids
+            .iter()
+            .map(|&id| (id, pattern(100 * 1024 + id as usize, id as u8)))
+            .collect();
+        for &id in &ids {
+            for chunk in sent[&id].chunks(16 * 1024) {
+                wisp.send(DATA, id, chunk).await;
+            }
+        }
+        let mut streams = HashMap::new();
+        wisp.collect(&mut streams, |s| {
+            ids.iter()
+                .all(|id| s.get(id).is_some_and(|st| st.data.len() >= sent[id].len()))
+        })
+        .await;
+        for &id in &ids {
+            assert_eq!(streams[&id].data, sent[&id], "stream {id}");
+            assert_eq!(streams[&id].closed, None);
+        }
+        for &id in &ids {
+            wisp.close(id).await;
+        }
+        // Streams end in any order.
+        let lines: Vec<String> = ids
+            .iter()
+            .map(|_| relay.log_line_with(" stream="))
+            .collect();
+        for &id in &ids {
+            let line = lines
+                .iter()
+                .find(|l| l.contains(&format!(" stream={id} ")))
+                .unwrap_or_else(|| panic!("no line for stream {id}: {lines:?}"));
+            assert!(
+                line.contains(&format!(" target={} ", allow(echo))),
+                "{line}"
+            );
+            assert!(
+                line.contains(" outcome=ok reason=\"client closed\""),
+                "{line}"
+            );
+            let n = sent[&id].len();
+            assert!(line.contains(&format!(" c2s={n} s2c={n} ")), "{line}");
+        }
+        wisp.ws.close(None).await.expect("close");
+        while wisp.ws.next().await.is_some() {}
+        let line = relay.log_line_with(" target=wisp ");
+        assert!(
+            line.contains("outcome=ok reason=\"client closed; 10 streams\""),
+            "{line}"
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn refused_connects_say_why() {
+    bounded(async {
+        let echo = echo_server().await;
+        let closed_port = free_port();
+        let relay = Relay::start(&[
+            "--allow",
+            &allow(echo),
+            "--allow",
+            &format!("127.0.0.1:{closed_port}"),
+            "--allow",
+            "localhost:*",
+            "--allow-private",
+            "--max-streams",
+            "2",
+        ]);
+        let mut wisp = relay.wisp().await;
+        // Not in the allowlist: blocked.
+        wisp.connect(1, TCP, "evil.example", 25).await;
+        assert_eq!(wisp.close_reason(1).await, 0x48);
+        let line = relay.log_line_with(" stream=1 ");
+        assert!(
+            line.contains("outcome=refused reason=\"target not allowed: evil.example:25\""),
+            "{line}"
+        );
+        // Nothing listens: the destination refused the connection.
+        wisp.connect(2, TCP, "127.0.0.1", closed_port).await;
+        assert_eq!(wisp.close_reason(2).await, 0x44);
+        assert!(relay.log_line_with(" stream=2 ").contains("connect failed"));
+        // Not a host name: invalid information.
+        wisp.connect(3, TCP, "a b", 80).await;
+        assert_eq!(wisp.close_reason(3).await, 0x41);
+        // Port 0.
+        wisp.connect(4, TCP, "127.0.0.1", 0).await;
+        assert_eq!(wisp.close_reason(4).await, 0x41);
+
+        // Two streams are the limit here; the third is throttled.
+        wisp.connect(5, TCP, "127.0.0.1", echo.port()).await;
+        wisp.connect(6, TCP, "127.0.0.1", echo.port()).await;
+        wisp.connect(7, TCP, "127.0.0.1", echo.port()).await;
+        assert_eq!(wisp.close_reason(7).await, 0x49);
+        assert!(relay
+            .log_line_with(" stream=7 ")
+            .contains("reason=\"too many streams (limit 2)\""));
+        // The others still work, and a slot frees up when one closes.
+        wisp.send(DATA, 5, b"five").await;
+        wisp.send(DATA, 6, b"six").await;
+        let mut streams = HashMap::new();
+        wisp.collect(&mut streams, |s| {
+            s.get(&5).is_some_and(|s| s.data.len() == 4)
+                && s.get(&6).is_some_and(|s| s.data.len() == 3)
+        })
+        .await;
+        wisp.close(5).await;
+        relay.log_line_with(" stream=5 ");
+        wisp.connect(8, TCP, "127.0.0.1", echo.port()).await;
+        wisp.send(DATA, 8, b"eight").await;
+        let mut streams = HashMap::new();
+        wisp.collect(&mut streams, |s| {
+            s.get(&8).is_some_and(|s| s.data == b"eight")
+        })
+        .await;
+
+        // Without --allow-private, loopback is blocked after resolution.
+        let strict = Relay::start(&["--allow", &allow(echo), "--allow", "localhost:*"]);
+        let mut wisp = strict.wisp().await;
+        wisp.connect(1, TCP, "127.0.0.1", echo.port()).await;
+        assert_eq!(wisp.close_reason(1).await, 0x48);
+        wisp.connect(2, TCP, "localhost", echo.port()).await;
+        assert_eq!(wisp.close_reason(2).await, 0x48);
+        assert!(strict
+            .log_line_with(" stream=1 ")
+            .contains("reason=\"private address refused: 127.0.0.1:"));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn udp_streams_are_refused() {
+    bounded(async {
+        let relay = Relay::start(&["--allow", "*:*", "--allow-private"]);
+        let mut wisp = relay.wisp().await;
+        wisp.connect(9, UDP, "127.0.0.1", 53).await;
+        assert_eq!(wisp.close_reason(9).await, 0x41);
+        let line = relay.log_line_with(" stream=9 ");
+        assert!(
+            line.contains("outcome=refused reason=\"UDP streams are not supported\""),
+            "{line}"
+        );
+        wisp.connect(10, 0x07, "127.0.0.1", 53).await;
+        assert_eq!(wisp.close_reason(10).await, 0x41);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn continue_tops_up_the_credit() {
+    bounded(async {
+        let echo = echo_server().await;
+        let relay = Relay::start(&["--allow", &allow(echo), "--allow-private"]);
+        let mut wisp = relay.wisp().await;
+        wisp.connect(1, TCP, "127.0.0.1", echo.port()).await;
+        // Half the credit, then the relay says how much is left: the whole
+        // buffer, less what still waits for the target.
+        for i in 0..BUFFER / 2 {
+            wisp.send(DATA, 1, &[i as u8; 100]).await;
+        }
+        let mut streams = HashMap::new();
+        wisp.collect(&mut streams, |s| {
+            s.get(&1)
+                .is_some_and(|s| !s.continues.is_empty() && s.data.len() == 3200)
+        })
+        .await;
+        let credit = streams[&1].continues[0];
+        assert!(credit > BUFFER / 2 && credit <= BUFFER, "credit {credit}");
+        // A stream that has used less than half gets no CONTINUE yet.
+        wisp.connect(2, TCP, "127.0.0.1", echo.port()).await;
+        wisp.send(DATA, 2, b"ping").await;
+        let mut streams = HashMap::new();
+        wisp.collect(&mut streams, |s| {
+            s.get(&2).is_some_and(|s| s.data == b"ping")
+        })
+        .await;
+        assert!(streams[&2].continues.is_empty());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_stalled_stream_does_not_stall_the_others() {
+    bounded(async {
+        let echo = echo_server().await;
+        let stalled = stalled_server().await;
+        let relay = Relay::start(&[
+            "--allow",
+            &allow(echo),
+            "--allow",
+            &allow(stalled),
+            "--allow-private",
+        ]);
+        let mut wisp = relay.wisp().await;
+        wisp.connect(1, TCP, "127.0.0.1", stalled.port()).await;
+        wisp.connect(2, TCP, "127.0.0.1", echo.port()).await;
+        // 15 MiB, within the credit, to a target that reads nothing: more
+        // than the kernel's buffers hold, so the relay's writer blocks.
+        let block = vec![0x5a; 512 * 1024];
+        for _ in 0..30 {
+            wisp.send(DATA, 1, &block).await;
+        }
+        // Meanwhile the other stream answers at once, many times over.
+        let started = Instant::now();
+        for round in 0..20u8 {
+            wisp.send(DATA, 2, &[round; 10]).await;
+            let mut streams = HashMap::new();
+            wisp.collect(&mut streams, |s| {
+                s.get(&2).is_some_and(|s| s.data.len() == 10)
+            })
+            .await;
+            assert_eq!(streams[&2].data, [round; 10]);
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+        // Sending past the credit costs that stream, not the WebSocket.
+        for _ in 0..2 * BUFFER {
+            wisp.send(DATA, 1, b"x").await;
+        }
+        assert_eq!(wisp.close_reason(1).await, 0x49);
+        let line = relay.log_line_with(" stream=1 ");
+        assert!(line.contains("past its buffer credit"), "{line}");
+        wisp.send(DATA, 2, b"still here").await;
+        let mut streams = HashMap::new();
+        wisp.collect(&mut streams, |s| {
+            s.get(&2).is_some_and(|s| s.data == b"still here")
+        })
+        .await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn server_close_sends_data_then_close() {
+    bounded(async {
+        let payload = pattern(300 * 1024 + 17, 3);
+        let server = sending_server(payload.clone()).await;
+        let relay = Relay::start(&["--allow", &allow(server), "--allow-private"]);
+        let mut wisp = relay.wisp().await;
+        wisp.connect(5, TCP, "127.0.0.1", server.port()).await;
+        let mut streams = HashMap::new();
+        wisp.collect(&mut streams, |s| {
+            s.get(&5).is_some_and(|s| s.closed.is_some())
+        })
+        .await;
+        assert_eq!(streams[&5].data, payload);
+        assert_eq!(streams[&5].closed, Some(0x02));
+        let line = relay.log_line_with(" stream=5 ");
+        assert!(
+            line.contains("outcome=ok reason=\"server closed\""),
+            "{line}"
+        );
+        assert!(line.contains(&format!(" s2c={} ", payload.len())), "{line}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn client_close_delivers_what_was_sent() {
+    bounded(async {
+        let (server, seen) = recording_server().await;
+        let relay = Relay::start(&["--allow", &allow(server), "--allow-private"]);
+        let mut wisp = relay.wisp().await;
+        wisp.connect(1, TCP, "127.0.0.1", server.port()).await;
+        let data = pattern(200 * 1024, 9);
+        for chunk in data.chunks(16 * 1024) {
+            wisp.send(DATA, 1, chunk).await;
+        }
+        wisp.close(1).await;
+        relay.log_line_with(" stream=1 ");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while seen.lock().expect("lock").is_empty() {
+            assert!(Instant::now() < deadline, "the target saw no EOF");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(seen.lock().expect("lock")[0], data);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn idle_stream_is_closed() {
+    bounded(async {
+        let echo = echo_server().await;
+        let relay = Relay::start(&[
+            "--allow",
+            &allow(echo),
+            "--allow-private",
+            "--idle-timeout",
+            "1",
+        ]);
+        let mut wisp = relay.wisp().await;
+        wisp.connect(1, TCP, "127.0.0.1", echo.port()).await;
+        wisp.send(DATA, 1, b"hi").await;
+        assert_eq!(wisp.close_reason(1).await, 0x47);
+        // With no streams left, the WebSocket goes idle too.
+        assert_eq!(
+            wisp.next().await.expect_err("a close frame"),
+            (1001, "idle timeout (1s)".to_string())
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn versions_one_and_two() {
+    bounded(async {
+        let echo = echo_server().await;
+        let relay = Relay::start(&["--allow", &allow(echo), "--allow-private"]);
+        // v1: CONTINUE comes first, no subprotocol.
+        let (ws, chosen) = relay.websocket("/wisp/", None).await;
+        assert_eq!(chosen, None);
+        let mut v1 = Wisp { ws };
+        let p = v1.recv().await;
+        assert_eq!(
+            (p.kind, p.id, p.payload.as_slice()),
+            (CONTINUE, 0, &64u32.to_le_bytes()[..])
+        );
+
+        // v2: INFO (version 2.0, no extensions), then CONTINUE; the client's
+        // INFO is accepted whenever it comes.
+        let (ws, chosen) = relay.websocket("/wisp/", Some("wisp-v2")).await;
+        assert_eq!(chosen.as_deref(), Some("wisp-v2"));
+        let mut v2 = Wisp { ws };
+        let info = v2.recv().await;
+        assert_eq!(
+            (info.kind, info.id, info.payload.as_slice()),
+            (INFO, 0, &[2u8, 0][..])
+        );
+        let p = v2.recv().await;
+        assert_eq!((p.kind, p.id), (CONTINUE, 0));
+        v2.send(INFO, 0, &[2, 0]).await;
+        v2.connect(1, TCP, "127.0.0.1", echo.port()).await;
+        v2.send(DATA, 1, b"v2").await;
+        let mut streams = HashMap::new();
+        v2.collect(&mut streams, |s| s.get(&1).is_some_and(|s| s.data == b"v2"))
+            .await;
+
+        // The raw mode still works beside it.
+        let (mut raw, _) = relay
+            .websocket(&format!("/127.0.0.1:{}", echo.port()), None)
+            .await;
+        raw.send(Message::binary(b"raw".to_vec()))
+            .await
+            .expect("send");
+        match raw.next().await {
+            Some(Ok(Message::Binary(d))) => assert_eq!(&d[..], b"raw"),
+            other => panic!("{other:?}"),
+        }
+    })
+    .await;
+}
+
+fn password_info(user: &str, pass: &str) -> Vec<u8> {
+    let mut body = vec![user.len() as u8];
+    body.extend_from_slice(&(pass.len() as u16).to_le_bytes());
+    body.extend_from_slice(user.as_bytes());
+    body.extend_from_slice(pass.as_bytes());
+    let mut info = vec![2, 0, 0x02];
+    info.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    info.extend_from_slice(&body);
+    info
+}
+
+#[tokio::test]
+async fn password_authentication() {
+    bounded(async {
+        let echo = echo_server().await;
+        let mut file = tempfile();
+        writeln!(file.1, "# test users\nalice:open sesame").expect("write");
+        let relay = Relay::start(&[
+            "--allow",
+            &allow(echo),
+            "--allow-private",
+            "--wisp-auth-file",
+            &file.0,
+        ]);
+        let expected_info = [2u8, 0, 0x02, 1, 0, 0, 0, 1];
+
+        // Right credentials: streams work.
+        let (ws, _) = relay.websocket("/wisp/", Some("wisp-v2")).await;
+        let mut ok = Wisp { ws };
+        let info = ok.recv().await;
+        assert_eq!(
+            (info.kind, info.payload.as_slice()),
+            (INFO, &expected_info[..])
+        );
+        ok.send(INFO, 0, &password_info("alice", "open sesame"))
+            .await;
+        let p = ok.recv().await;
+        assert_eq!((p.kind, p.id), (CONTINUE, 0));
+        ok.connect(1, TCP, "127.0.0.1", echo.port()).await;
+        ok.send(DATA, 1, b"authenticated").await;
+        let mut streams = HashMap::new();
+        ok.collect(&mut streams, |s| {
+            s.get(&1).is_some_and(|s| s.data == b"authenticated")
+        })
+        .await;
+
+        // Wrong password: CLOSE on stream 0 with 0xc0, then a policy close.
+        let (ws, _) = relay.websocket("/wisp/", Some("wisp-v2")).await;
+        let mut bad = Wisp { ws };
+        assert_eq!(bad.recv().await.kind, INFO);
+        bad.send(INFO, 0, &password_info("alice", "guess")).await;
+        let p = bad.recv().await;
+        assert_eq!(
+            (p.kind, p.id, p.payload.as_slice()),
+            (CLOSE, 0, &[0xc0u8][..])
+        );
+        let (code, reason) = bad.next().await.expect_err("a close frame");
+        assert_eq!(code, 1008);
+        assert!(reason.contains("authentication failed"), "{reason}");
+        assert!(relay
+            .log_line_with("authentication failed")
+            .contains("outcome=refused"));
+
+        // A v1 client (no INFO, straight to CONNECT) is missing credentials.
+        let (ws, _) = relay.websocket("/wisp/", None).await;
+        let mut v1 = Wisp { ws };
+        assert_eq!(v1.recv().await.kind, INFO);
+        v1.connect(1, TCP, "127.0.0.1", echo.port()).await;
+        let p = v1.recv().await;
+        assert_eq!(
+            (p.kind, p.id, p.payload.as_slice()),
+            (CLOSE, 0, &[0xc2u8][..])
+        );
+
+        // The raw mode cannot authenticate, so it is refused.
+        let (mut raw, _) = relay
+            .websocket(&format!("/127.0.0.1:{}", echo.port()), None)
+            .await;
+        match raw.next().await {
+            Some(Ok(Message::Close(Some(f)))) => {
+                assert_eq!(u16::from(f.code), 1008);
+                assert!(
+                    f.reason.contains("requires Wisp authentication"),
+                    "{}",
+                    f.reason
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn protocol_violations_close_the_websocket() {
+    bounded(async {
+        let echo = echo_server().await;
+        let relay = Relay::start(&["--allow", &allow(echo), "--allow-private"]);
+        let mut wisp = relay.wisp().await;
+        wisp.ws
+            .send(Message::binary(vec![DATA, 1]))
+            .await
+            .expect("send");
+        let (code, reason) = wisp.next().await.expect_err("a close frame");
+        assert_eq!(code, 1002);
+        assert!(reason.contains("malformed"), "{reason}");
+
+        let mut wisp = relay.wisp().await;
+        wisp.connect(1, TCP, "127.0.0.1", echo.port()).await;
+        wisp.connect(1, TCP, "127.0.0.1", echo.port()).await;
+        let (code, reason) = wisp.next().await.expect_err("a close frame");
+        assert_eq!(code, 1002);
+        assert!(reason.contains("which is open"), "{reason}");
+    })
+    .await;
+}
+
+#[test]
+fn help_mentions_wisp() {
+    let out = Command::new(env!("CARGO_BIN_EXE_wasm-tls-relay"))
+        .arg("--help")
+        .output()
+        .expect("run --help");
+    let text = String::from_utf8_lossy(&out.stdout);
+    for flag in [
+        "--wisp-path",
+        "--no-wisp",
+        "--max-streams",
+        "--wisp-auth-file",
+    ] {
+        assert!(text.contains(flag), "usage lacks {flag}");
+    }
+}
+
+/// A file in the temporary directory, removed on drop.
+struct TempFile(String, std::fs::File);
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+fn tempfile() -> TempFile {
+    let path = std::env::temp_dir().join(format!(
+        "wasm-tls-relay-auth-{}-{}",
+        std::process::id(),
+        free_port()
+    ));
+    let file = std::fs::File::create(&path).expect("create temp file");
+    TempFile(path.to_string_lossy().into_owned(), file)
+}
