@@ -20,8 +20,13 @@ export interface TlsConfigOptions {
   serverName: string;
   /** Extra trusted CA certificates, PEM (one string may hold several). */
   ca?: string | string[];
-  /** Trust the bundled Mozilla roots too (default true); false trusts only `ca`. */
+  /**
+   * connect(): trust Mozilla's roots too (default true; loads roots.bin once); false
+   * trusts only `ca`. For TlsConfig, pass the roots yourself as `trustAnchors`.
+   */
   bundledRoots?: boolean;
+  /** A trust-anchor bundle, such as `await loadBundledRoots()` (Mozilla's roots). */
+  trustAnchors?: Uint8Array;
   /** ALPN protocols to offer, most preferred first. */
   alpn?: string[];
   minVersion?: TlsVersionName;
@@ -90,6 +95,9 @@ export class TlsConnection {
   handshakeInfo(): HandshakeInfo | undefined;
   free(): void;
 }
+
+/** Mozilla's roots as a trust-anchor bundle (roots.bin), fetched once. */
+export function loadBundledRoots(): Promise<Uint8Array>;
 
 /** Loads the WebAssembly module (connect() does this on its own). */
 export function init(module?: URL | string | Response | BufferSource | WebAssembly.Module): Promise<void>;

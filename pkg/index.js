@@ -676,7 +676,40 @@ function parseTarget(target) {
 
 const configCache = new Map();
 
-function tlsConfigFor(options, host) {
+let rootsPromise = null;
+
+/**
+ * Mozilla's root certificates as a trust-anchor bundle (the package's roots.bin), loaded
+ * once. They ship apart from the wasm so that an application that brings its own CA
+ * (`bundledRoots: false`) never downloads them. Pass the result to
+ * `new TlsConfig({ trustAnchors })`; connect() does this on its own.
+ */
+export function loadBundledRoots() {
+  if (!rootsPromise) {
+    rootsPromise = (async () => {
+      const url = new URL('./roots.bin', import.meta.url);
+      if (isNode()) {
+        const { readFile } = await import('node:fs/promises');
+        return new Uint8Array(await readFile(url));
+      }
+      const response = await fetch(url);
+      if (!response.ok) {
+        throw new TlsError('invalid-config', `cannot load the bundled roots from ${url}: HTTP ${response.status}`);
+      }
+      return new Uint8Array(await response.arrayBuffer());
+    })();
+    rootsPromise.catch(() => {
+      rootsPromise = null;
+    });
+  }
+  return rootsPromise;
+}
+
+function needsBundledRoots(options) {
+  return !(options.config instanceof TlsConfig) && options.bundledRoots !== false;
+}
+
+function tlsConfigFor(options, host, bundledAnchors) {
   if (options.config instanceof TlsConfig) return options.config;
   const plain = {
     serverName: options.serverName || host,
@@ -689,15 +722,17 @@ function tlsConfigFor(options, host) {
     key: options.key,
     resumption: options.resumption,
   };
-  if (options.keyLog) {
-    // A key-log callback is per connection: no cache.
-    return guard(() => new TlsConfig({ ...plain, keyLog: options.keyLog }));
+  const anchors = options.trustAnchors || bundledAnchors;
+  const build = (extra) => guard(() => new TlsConfig({ ...plain, trustAnchors: anchors, ...extra }));
+  if (options.keyLog || options.trustAnchors) {
+    // A key-log callback or a caller's own anchor bundle is per connection: no cache.
+    return build({ keyLog: options.keyLog });
   }
   // Connections with equal options share a config, so they resume each other's sessions.
   const key = JSON.stringify(plain);
   let config = configCache.get(key);
   if (!config) {
-    config = guard(() => new TlsConfig(plain));
+    config = build({});
     if (configCache.size >= 64) {
       const [oldest] = configCache.keys();
       configCache.get(oldest).free();
@@ -760,9 +795,10 @@ class Socket {
     if (tlsOptions) {
       // The wasm module may still be loading; ciphertext that arrives meanwhile is parked.
       init()
-        .then(() => {
+        .then(() => (needsBundledRoots(tlsOptions) ? loadBundledRoots() : undefined))
+        .then((anchors) => {
           if (this._done) return;
-          this._startTlsEngine(tlsOptions);
+          this._startTlsEngine(tlsOptions, anchors);
           this._pump();
         })
         .catch((err) => this._fail(err));
@@ -784,8 +820,8 @@ class Socket {
     return { secure: false, remoteAddress: this._host };
   }
 
-  _startTlsEngine(tlsOptions) {
-    const config = tlsConfigFor(tlsOptions, this._host);
+  _startTlsEngine(tlsOptions, anchors) {
+    const config = tlsConfigFor(tlsOptions, this._host, anchors);
     this._tls = guard(() => new TlsConnection(config));
     this._handshakeStart = performance.now();
     if (tlsOptions.handshakeTimeout > 0) {

@@ -121,7 +121,7 @@ export async function rustlsServer(pki, leaf, extra = []) {
     }),
     'test_server',
   );
-  const m = await waitForLine(child.stdout, /listening on 127\.0\.0\.1:(\d+)/, 'test_server');
+  const m = await waitForLine(child.stdout, /listening on 127\.0\.0\.1:(\d+)\r?\n/, 'test_server');
   return { port: Number(m[1]), child };
 }
 
@@ -134,7 +134,7 @@ export async function relay(ports, extra = []) {
     }),
     'relay',
   );
-  const m = await waitForLine(child.stderr, /listening on (ws:\/\/[^\s]+)/, 'relay');
+  const m = await waitForLine(child.stderr, /listening on (ws:\/\/\S+)\r?\n/, 'relay');
   return { url: m[1], child };
 }
 

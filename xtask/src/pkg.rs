@@ -11,12 +11,15 @@ pub fn wasm_env(cmd: &mut Command) -> &mut Command {
     cmd.env("CC_wasm32_unknown_unknown", "clang")
 }
 
-/// Sizes, in bytes, of what a page loads.
+/// Sizes, in bytes, of what a page loads: the wasm and the JS always, and `roots.bin`
+/// (Mozilla's roots) unless the application brings its own CA.
 pub struct Sizes {
     pub wasm: u64,
     pub wasm_gz: u64,
     pub js: u64,
     pub js_gz: u64,
+    pub roots: u64,
+    pub roots_gz: u64,
 }
 
 fn gzip_len(path: &Path) -> Result<u64, String> {
@@ -48,6 +51,8 @@ pub fn build(root: &Path) -> Result<Sizes, String> {
         "wasm32-unknown-unknown",
         "--profile",
         "wasm-release",
+        // The roots ship as roots.bin, loaded only by pages that use them.
+        "--no-default-features",
     ])))?;
     let built = root.join("target/wasm32-unknown-unknown/wasm-release/wasm_tls.wasm");
     let out = root.join("pkg");
@@ -75,20 +80,29 @@ pub fn build(root: &Path) -> Result<Sizes, String> {
             .arg("-o")
             .arg(&wasm),
     )?;
+    let roots = out.join("roots.bin");
+    run(cargo(&["run", "-j2", "--quiet", "--example", "export_roots", "--"]).arg(&roots))?;
     let js = [out.join("wasm_tls.js"), out.join("index.js")];
     let sizes = Sizes {
         wasm: file_len(&wasm)?,
         wasm_gz: gzip_len(&wasm)?,
         js: js.iter().map(|p| file_len(p)).sum::<Result<u64, _>>()?,
         js_gz: js.iter().map(|p| gzip_len(p)).sum::<Result<u64, _>>()?,
+        roots: file_len(&roots)?,
+        roots_gz: gzip_len(&roots)?,
     };
+    let page = sizes.wasm_gz + sizes.js_gz;
     eprintln!(
-        "package size: wasm {} bytes ({} gzipped), JS {} bytes ({} gzipped); a page loads {} KB gzipped",
+        "package size: wasm {} bytes ({} gzipped), JS {} bytes ({} gzipped), roots.bin {} bytes ({} gzipped)\n\
+         a page loads {} KB gzipped with Mozilla's roots, {} KB with its own CA",
         sizes.wasm,
         sizes.wasm_gz,
         sizes.js,
         sizes.js_gz,
-        (sizes.wasm_gz + sizes.js_gz).div_ceil(1000)
+        sizes.roots,
+        sizes.roots_gz,
+        (page + sizes.roots_gz).div_ceil(1000),
+        page.div_ceil(1000)
     );
     Ok(sizes)
 }
