@@ -447,6 +447,10 @@ impl From<rustls::Error> for Error {
             } => Self::ProtocolViolation {
                 reason: format!("expected handshake message {expect_types:?}, got {got_type:?}"),
             },
+            // A record over 2^14 bytes of plaintext (RFC 8446 5.1, RFC 5246 6.2.1).
+            E::PeerSentOversizedRecord => Self::ProtocolViolation {
+                reason: "the peer sent a record larger than the protocol allows".to_owned(),
+            },
             E::NoCertificatesPresented => Self::ProtocolViolation {
                 reason: "the server presented no certificate".to_owned(),
             },

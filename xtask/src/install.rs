@@ -22,6 +22,13 @@ const APT_TEST: &[&str] = &[
     "websockify",
     "nodejs",
     "npm",
+    // The interop matrix: nginx, lighttpd with mbedTLS and with wolfSSL, and `ip`
+    // for gnutls-serv's network namespace.
+    "nginx",
+    "lighttpd",
+    "lighttpd-mod-mbedtls",
+    "lighttpd-mod-wolfssl",
+    "iproute2",
 ];
 
 fn installed(package: &str) -> bool {
@@ -87,6 +94,18 @@ pub fn wasm_bindgen() -> Result<(), String> {
             "--version",
             WASM_BINDGEN_VERSION,
         ],
+    )
+}
+
+/// cargo-fuzz, for the fuzz targets in fuzz/ (libFuzzer; run with RUSTC_BOOTSTRAP=1).
+pub const CARGO_FUZZ_VERSION: &str = "0.13.2";
+
+pub fn cargo_fuzz() -> Result<(), String> {
+    let spec = format!("cargo-fuzz@{CARGO_FUZZ_VERSION}");
+    cargo_tool(
+        "cargo-fuzz",
+        CARGO_FUZZ_VERSION,
+        &["install", "-j2", "--locked", &spec],
     )
 }
 
@@ -167,6 +186,7 @@ pub fn everything(root: &Path) -> Result<(), String> {
     wasm_bindgen()?;
     npm(root, "xtask/npm")?;
     npm(root, "tests/browser")?;
+    cargo_fuzz()?;
     for_wasi(root)
 }
 

@@ -5,6 +5,7 @@
 //! it works on a fresh Debian machine as root and is fast the second time.
 
 mod demo;
+mod hardening;
 mod install;
 mod pkg;
 mod serve;
@@ -157,6 +158,7 @@ fn test(root: &Path) -> Result<(), String> {
     stage(&mut stages, "cargo test (core, tls-client, relay)", || {
         run(&mut cargo(&["test", "-j2", "--workspace"]))
     });
+    stage(&mut stages, "fuzz (short)", || hardening::fuzz_short(root));
     stage(&mut stages, "x509-limbo (with its counts)", || {
         run(&mut cargo(&[
             "test",
@@ -197,6 +199,10 @@ fn test(root: &Path) -> Result<(), String> {
     });
     stage(&mut stages, "WASI under wasmtime and jco", || {
         wasi::test(root)
+    });
+    // After the WASI build, so that the matrix has its wasmtime column.
+    stage(&mut stages, "interop matrix (docs/interop.md)", || {
+        hardening::interop(root)
     });
     report(&stages, total)
 }
