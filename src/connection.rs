@@ -343,6 +343,14 @@ impl TlsClient {
                 self.drain_rustls();
                 true
             }
+            Err(rustls::Error::AlertReceived(rustls::AlertDescription::CloseNotify))
+                if self.conn.is_handshaking() =>
+            {
+                // The peer closed cleanly before the handshake completed: SSL_connect's
+                // "shut down controlled", ZERO_RETURN, not a failure of ours.
+                self.peer_closed = true;
+                false
+            }
             Err(err) => {
                 if self.failed.is_none() {
                     self.failed_by_peer_alert = matches!(err, rustls::Error::AlertReceived(_));
@@ -420,6 +428,16 @@ impl TlsClient {
     }
 
     fn read_inner(&mut self, buf: &mut [u8]) -> Result<Status<usize>, Error> {
+        if self.failed.is_some() {
+            // Data that arrived intact before the failure is delivered first, as OpenSSL
+            // does; then the error.
+            if !buf.is_empty() && !self.conn.is_handshaking() {
+                if let Ok(n @ 1..) = io::Read::read(&mut self.conn.reader(), buf) {
+                    return Ok(Status::Done(n));
+                }
+            }
+            self.check()?;
+        }
         match self.drive_handshake()? {
             Status::Done(()) => {}
             Status::WantRead => return Ok(Status::WantRead),

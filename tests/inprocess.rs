@@ -1329,3 +1329,60 @@ fn partial_pull_then_take() {
     pair.handshake();
     pair.client_send(b"whole");
 }
+
+/// Runs a handshake between `client` and `server` with everything delivered at once.
+fn raw_handshake(client: &mut TlsClient, server: &mut ServerConnection) {
+    for _ in 0..10 {
+        if let Ok(Status::Done(())) = client.connect() {
+            if !server.is_handshaking() {
+                return;
+            }
+        }
+        let to_server = client.take_ciphertext();
+        server
+            .read_tls(&mut to_server.as_slice())
+            .expect("server reads");
+        server.process_new_packets().expect("server processes");
+        let mut to_client = Vec::new();
+        server.write_tls(&mut to_client).expect("server writes");
+        client.push_ciphertext(&to_client);
+    }
+    panic!("the handshake did not complete");
+}
+
+#[test]
+fn data_before_a_bad_record_is_delivered_first() {
+    let mut client = TlsClient::new(&client_config()).expect("client");
+    let mut server = ServerConnection::new(SERVER_CONFIG.clone()).expect("server");
+    raw_handshake(&mut client, &mut server);
+    std::io::Write::write_all(&mut server.writer(), b"intact data").expect("write");
+    let mut flight = Vec::new();
+    server.write_tls(&mut flight).expect("server writes");
+    // An application-data record that fails to authenticate, in the same push.
+    flight.extend_from_slice(&[0x17, 0x03, 0x03, 0x00, 0x20]);
+    flight.extend_from_slice(&[0xaa; 0x20]);
+    assert_eq!(client.push_ciphertext(&flight), flight.len());
+    let mut buf = [0u8; 64];
+    assert_eq!(client.read(&mut buf), Ok(Status::Done(11)));
+    assert_eq!(&buf[..11], b"intact data");
+    let err = client.read(&mut buf).expect_err("then the error");
+    assert_eq!(err.code(), "decrypt-error", "{err}");
+    assert_eq!(client.read(&mut buf), Err(err));
+}
+
+#[test]
+fn close_notify_during_the_handshake_is_a_clean_close() {
+    let mut client = TlsClient::new(&client_config()).expect("client");
+    assert_eq!(client.connect(), Ok(Status::WantWrite));
+    let _hello = client.take_ciphertext();
+    // The server answers the ClientHello with a close_notify (sent at fatal level; a
+    // warning-level one before the handshake completes is ignored, as rustls does).
+    client.push_ciphertext(&[0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x00]);
+    assert_eq!(client.connect(), Ok(Status::Closed));
+    assert_eq!(client.ssl_error(), SslError::ZeroReturn);
+    assert!(client.peer_closed());
+    assert_eq!(client.failure(), None);
+    let mut buf = [0u8; 8];
+    assert_eq!(client.read(&mut buf), Ok(Status::Closed));
+    assert_eq!(client.write(b"x"), Ok(Status::Closed));
+}
