@@ -4,6 +4,7 @@
 //! at pinned versions, npm packages from the lock file) and skips what is present, so
 //! it works on a fresh Debian machine as root and is fast the second time.
 
+mod bench;
 mod demo;
 mod hardening;
 mod install;
@@ -25,6 +26,8 @@ usage: cargo xtask <command>
   build-wasi         build the WASI components into target/wasi/ (the library, tls-client,
                      the test consumer plugged into the library) and jco's JS of the library
   setup              only install what the tests need
+  bench [--no-levers] build and run the benchmarks (native, wasmtime, Chromium) and
+                     write docs/benchmarks.md
 ";
 
 fn main() -> ExitCode {
@@ -37,6 +40,7 @@ fn main() -> ExitCode {
         Some("build-pkg") => install::for_pkg(&root).and_then(|()| pkg::build(&root).map(|_| ())),
         Some("setup") => install::everything(&root),
         Some("build-wasi") => install::for_wasi(&root).and_then(|()| wasi::build(&root)),
+        Some("bench") => bench::main(&root, &args[1..]),
         _ => {
             eprint!("{USAGE}");
             return ExitCode::from(2);
