@@ -14,7 +14,8 @@ use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use crate::demo::{start_relay, Guard};
-use crate::{cargo, install, output, pkg, run};
+use crate::pkg::{file_len, gzip_len};
+use crate::{cargo, install, pkg, run};
 
 /// Bytes per bulk round natively (fast: more bytes for a measurable time) and in wasm.
 const NATIVE_BULK: usize = 64 << 20;
@@ -284,26 +285,6 @@ fn write(path: &Path, text: &str) -> Result<(), String> {
 
 fn mkdir(path: &Path) -> Result<(), String> {
     fs::create_dir_all(path).map_err(|e| format!("{}: {e}", path.display()))
-}
-
-fn file_len(path: &Path) -> Result<u64, String> {
-    fs::metadata(path)
-        .map(|m| m.len())
-        .map_err(|e| format!("{}: {e}", path.display()))
-}
-
-fn gzip_len(path: &Path) -> Result<u64, String> {
-    let out = output(
-        Command::new("sh")
-            .arg("-c")
-            .arg("gzip -9 -c \"$1\" | wc -c")
-            .arg("sh")
-            .arg(path),
-    )
-    .ok_or_else(|| format!("cannot gzip {}", path.display()))?;
-    out.trim()
-        .parse()
-        .map_err(|_| format!("unexpected gzip output '{out}'"))
 }
 
 /// Runs a command, echoing it, and returns its stdout; stderr goes to ours.
@@ -974,15 +955,24 @@ pub fn main(root: &Path, args: &[String]) -> Result<(), String> {
 
     if servers_built.is_some() && r.package.is_some() {
         let out = dir.join("wisp.json");
-        r.wisp = stages.run("Chromium: 20 connections at once, raw and over Wisp", || {
-            let _ = fs::remove_file(&out);
-            run(Command::new("node")
-                .args(["--test", "--test-concurrency=1", "--test-name-pattern=^figures:"])
-                .arg("tests/browser/wisp.test.mjs")
-                .env("WASM_TLS_WISP_FIGURES", &out)
-                .current_dir(root))?;
-            Json::parse(&fs::read_to_string(&out).map_err(|e| format!("{}: {e}", out.display()))?)
-        });
+        r.wisp = stages.run(
+            "Chromium: 20 connections at once, raw and over Wisp",
+            || {
+                let _ = fs::remove_file(&out);
+                run(Command::new("node")
+                    .args([
+                        "--test",
+                        "--test-concurrency=1",
+                        "--test-name-pattern=^figures:",
+                    ])
+                    .arg("tests/browser/wisp.test.mjs")
+                    .env("WASM_TLS_WISP_FIGURES", &out)
+                    .current_dir(root))?;
+                Json::parse(
+                    &fs::read_to_string(&out).map_err(|e| format!("{}: {e}", out.display()))?,
+                )
+            },
+        );
     }
 
     if let (true, Some((shipped_gz, raw_gz))) = (with_levers, shipped) {

@@ -22,7 +22,8 @@ pub struct Sizes {
     pub roots_gz: u64,
 }
 
-fn gzip_len(path: &Path) -> Result<u64, String> {
+/// The size of `path` compressed with `gzip -9`, as a server would send it.
+pub fn gzip_len(path: &Path) -> Result<u64, String> {
     let out = output(
         Command::new("sh")
             .arg("-c")
@@ -36,7 +37,8 @@ fn gzip_len(path: &Path) -> Result<u64, String> {
         .map_err(|_| format!("unexpected gzip output '{out}'"))
 }
 
-fn file_len(path: &Path) -> Result<u64, String> {
+/// The size of `path`.
+pub fn file_len(path: &Path) -> Result<u64, String> {
     std::fs::metadata(path)
         .map(|m| m.len())
         .map_err(|err| format!("{}: {err}", path.display()))

@@ -9,7 +9,8 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::{cargo, output, run};
+use crate::pkg::{file_len, gzip_len};
+use crate::{cargo, run};
 
 const TARGET: &str = "wasm32-wasip2";
 
@@ -23,26 +24,6 @@ fn copy(from: &Path, to: &Path) -> Result<(), String> {
     std::fs::copy(from, to)
         .map(|_| ())
         .map_err(|err| format!("cannot copy {} to {}: {err}", from.display(), to.display()))
-}
-
-fn file_len(path: &Path) -> Result<u64, String> {
-    std::fs::metadata(path)
-        .map(|m| m.len())
-        .map_err(|err| format!("{}: {err}", path.display()))
-}
-
-fn gzip_len(path: &Path) -> Result<u64, String> {
-    let out = output(
-        Command::new("sh")
-            .arg("-c")
-            .arg("gzip -9 -c \"$1\" | wc -c")
-            .arg("sh")
-            .arg(path),
-    )
-    .ok_or_else(|| format!("cannot gzip {}", path.display()))?;
-    out.trim()
-        .parse()
-        .map_err(|_| format!("unexpected gzip output '{out}'"))
 }
 
 /// Builds the components and the JS, and prints their sizes.
