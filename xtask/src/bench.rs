@@ -697,10 +697,11 @@ const SIMD: &str = "-C target-feature=+simd128";
 /// The build as the package ships it: the baseline.
 const SHIPPED: Lever = Lever {
     id: "shipped",
-    what: "`[profile.wasm-release]`: opt-level \"z\", ring at 3, fat LTO; then `wasm-opt -Oz`",
+    what: "`[profile.wasm-release]`: opt-level \"z\", ring at 3, fat LTO, `+simd128` for Rust \
+           code (.cargo/config.toml); then `wasm-opt -Oz`",
     env: &[],
     config: &[],
-    simd: false,
+    simd: true,
 };
 
 const LEVERS: &[Lever] = &[
@@ -709,21 +710,21 @@ const LEVERS: &[Lever] = &[
         what: "ring at opt-level \"z\" like the rest (no per-package override)",
         env: &[],
         config: &["profile.wasm-release.package.ring.opt-level=\"z\""],
-        simd: false,
+        simd: true,
     },
     Lever {
         id: "o3",
         what: "opt-level 3 for every crate",
         env: &[],
         config: &["profile.wasm-release.opt-level=3"],
-        simd: false,
+        simd: true,
     },
     Lever {
-        id: "simd128-rust",
-        what: "`RUSTFLAGS='-C target-feature=+simd128'` (reaches Rust code only)",
-        env: &[("RUSTFLAGS", SIMD)],
+        id: "no-simd128",
+        what: "without `+simd128` (an empty `RUSTFLAGS` overrides .cargo/config.toml)",
+        env: &[("RUSTFLAGS", "")],
         config: &[],
-        simd: true,
+        simd: false,
     },
     Lever {
         id: "simd128-rust-c",

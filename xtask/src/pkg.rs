@@ -75,6 +75,8 @@ pub fn build(root: &Path) -> Result<Sizes, String> {
                 "--enable-mutable-globals",
                 "--enable-reference-types",
                 "--enable-multivalue",
+                // .cargo/config.toml builds the browser target with +simd128
+                "--enable-simd",
                 "--strip-debug",
                 "--strip-producers",
             ])
