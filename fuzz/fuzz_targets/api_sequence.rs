@@ -16,7 +16,7 @@ use libfuzzer_sys::fuzz_target;
 use rustls::ServerConnection;
 use wasm_tls::{Shutdown, Status, TlsClient};
 use wasm_tls_fuzz::{
-    checked, client, server, server_receive, server_send, server_write, ServerOptions,
+    checked, checked_read, client, server, server_receive, server_send, server_write, ServerOptions,
 };
 
 /// The byte at `i` of a side's application-data stream.
@@ -145,7 +145,7 @@ impl World {
     fn read(&mut self, size: usize) {
         let mut buf = vec![0; size];
         let result = self.tls.read(&mut buf);
-        match checked(&mut self.tls, result) {
+        match checked_read(&mut self.tls, result) {
             Ok(Status::Done(n)) => {
                 assert!(n <= size);
                 assert!(
