@@ -143,10 +143,12 @@ impl TlsClient {
     /// them, unless too much received plaintext is waiting to be [`read`](Self::read),
     /// in which case the host keeps the rest and pushes it after reading. Never fails:
     /// a TLS error the bytes cause is reported by the next `connect`, `read`, `write` or
-    /// `shutdown`. After a fatal error, bytes are taken and discarded.
+    /// `shutdown`. After a fatal error, bytes are taken and discarded. Bytes the host
+    /// still held when it reported EOF may be pushed after [`push_eof`](Self::push_eof):
+    /// they count as coming before it.
     pub fn push_ciphertext(&mut self, mut bytes: &[u8]) -> usize {
         let total = bytes.len();
-        if self.failed.is_some() || self.eof_pushed {
+        if self.failed.is_some() {
             return total;
         }
         // Set when rustls refused bytes; a second refusal in a row, with the buffered

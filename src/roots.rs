@@ -13,20 +13,25 @@ use crate::error::Error;
 const MAGIC: &[u8; 4] = b"WTA1";
 
 /// Encodes trust anchors as a bundle for [`ConfigBuilder::add_trust_anchors`](crate::ConfigBuilder::add_trust_anchors).
+///
+/// An anchor with a field of 64 KiB or more cannot be encoded and is left out (no real
+/// anchor comes near that), so a bundle never trusts more than its input.
 pub fn encode_trust_anchors(anchors: &[TrustAnchor<'_>]) -> Vec<u8> {
     let mut out = MAGIC.to_vec();
     for anchor in anchors {
         let nc: &[u8] = anchor.name_constraints.as_deref().unwrap_or(&[]);
-        for field in [
+        let fields = [
             anchor.subject.as_ref(),
             anchor.subject_public_key_info.as_ref(),
             nc,
-        ] {
-            // Every field of a real anchor is far below 64 KiB; a longer one is cut to
-            // an empty field, which decoding then refuses.
-            let len = u16::try_from(field.len()).unwrap_or(0);
+        ];
+        if fields.iter().any(|f| u16::try_from(f.len()).is_err()) {
+            continue;
+        }
+        for field in fields {
+            let len = u16::try_from(field.len()).unwrap_or(u16::MAX);
             out.extend_from_slice(&len.to_be_bytes());
-            out.extend_from_slice(&field[..usize::from(len)]);
+            out.extend_from_slice(field);
         }
     }
     out

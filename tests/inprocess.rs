@@ -954,24 +954,41 @@ fn garbage_blob_is_a_typed_error_and_sticky() {
 }
 
 #[test]
-fn push_after_eof_is_harmless() {
+fn bytes_pushed_after_eof_count_as_before_it() {
+    // Garbage is still garbage.
     let mut client = TlsClient::new(&client_config()).expect("client");
     assert_eq!(client.connect(), Ok(Status::WantWrite));
     client.take_ciphertext();
     client.push_eof();
     client.push_eof();
     assert_eq!(client.push_ciphertext(b"late bytes"), 10);
-    let err = client.connect().expect_err("EOF");
-    assert_eq!(err.code(), "unexpected-eof");
+    let err = client.connect().expect_err("garbage");
+    assert_eq!(err.code(), "protocol-violation");
     assert_eq!(client.push_ciphertext(b"later still"), 11);
     assert_eq!(client.connect(), Err(err));
 
-    // After the handshake too.
+    // A host that reports EOF before pushing the last bytes it held (the peer's
+    // close_notify) still sees a clean close, not a truncation.
+    let mut pair = Pair::new(&client_config(), Chunking::Whole, Chunking::Whole);
+    pair.handshake();
+    pair.server.send_close_notify();
+    let mut close_notify = Vec::new();
+    pair.server
+        .write_tls(&mut close_notify)
+        .expect("server writes");
+    pair.client.push_eof();
+    assert_eq!(
+        pair.client.push_ciphertext(&close_notify),
+        close_notify.len()
+    );
+    let mut buf = [0; 16];
+    assert_eq!(pair.client.read(&mut buf), Ok(Status::Closed));
+
+    // Half a record, then EOF: truncated.
     let mut pair = Pair::new(&client_config(), Chunking::Whole, Chunking::Whole);
     pair.handshake();
     pair.client.push_eof();
     assert_eq!(pair.client.push_ciphertext(&[0x17, 0x03, 0x03, 0x00]), 4);
-    let mut buf = [0; 16];
     assert_eq!(
         pair.client.read(&mut buf).map_err(|e| e.code()),
         Err("truncated")
