@@ -19,6 +19,9 @@ bytes both ways, one TCP connection per WebSocket.
 Wisp mode: ws://RELAY/wisp/ carries many TCP streams over one WebSocket (Wisp v1,
 and v2 when the client offers the wisp-v2 subprotocol or a password is required).
 Each stream gets the same checks as a raw connection; UDP streams are refused.
+Each stream gets a credit of 64 packets; all the streams of one WebSocket
+together queue at most 16 MiB for their targets, after which the relay stops
+reading that WebSocket until the targets catch up.
 
 OPTIONS:
     --listen ADDR:PORT       Address to listen on [default: 127.0.0.1:8080]
@@ -34,7 +37,8 @@ OPTIONS:
     --connect-timeout SECS   Time allowed for DNS and the TCP connect [default: 10]
     --wisp-path PATH         Where Wisp is served [default: /wisp/]
     --no-wisp                Serve the raw mode only
-    --max-streams N          Concurrent Wisp streams per WebSocket [default: 128]
+    --max-streams N          Concurrent Wisp streams per WebSocket, counting streams
+                             still connecting or closing [default: 128]
     --wisp-auth-file FILE    Require Wisp v2 password authentication; FILE has one
                              USER:PASSWORD a line. The raw mode is then refused, as
                              it cannot authenticate.

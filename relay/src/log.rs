@@ -1,5 +1,6 @@
 //! The one log line written per tunnel (a raw WebSocket, or one Wisp stream).
 
+use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -83,14 +84,41 @@ fn format_line(
         Outcome::Refused(r) => ("refused", r),
         Outcome::Error(r) => ("error", r),
     };
-    // `{:?}` quotes and escapes: reasons can contain text from the client.
+    // Targets and reasons can hold text from the client: both are cut short,
+    // and `{:?}` quotes and escapes them so that no line can be forged.
     let stream = stream.map(|id| format!(" stream={id}")).unwrap_or_default();
+    let target = target.map_or(Cow::Borrowed("-"), field);
     format!(
-        "{} client={client}{stream} target={} outcome={kind} reason={reason:?} c2s={c2s} s2c={s2c} duration={:.3}s",
+        "{} client={client}{stream} target={target} outcome={kind} reason={:?} c2s={c2s} s2c={s2c} duration={:.3}s",
         utc_timestamp(now),
-        target.unwrap_or("-"),
+        clip(reason),
         duration.as_secs_f64(),
     )
+}
+
+/// Characters of client-controlled text kept in a log line.
+const MAX_FIELD: usize = 255;
+
+/// `s` cut to [`MAX_FIELD`] characters, marked with "..." if cut.
+fn clip(s: &str) -> Cow<'_, str> {
+    match s.char_indices().nth(MAX_FIELD) {
+        None => Cow::Borrowed(s),
+        Some((end, _)) => Cow::Owned(format!("{}...", &s[..end])),
+    }
+}
+
+/// A field's value: bare if it is plainly a HOST:PORT, otherwise quoted and
+/// escaped; cut short either way.
+fn field(s: &str) -> Cow<'_, str> {
+    let s = clip(s);
+    let plain = !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-._:[]*".contains(c));
+    if plain {
+        s
+    } else {
+        Cow::Owned(format!("{s:?}"))
+    }
 }
 
 /// RFC 3339 UTC time with milliseconds, without pulling in a date crate.
@@ -135,6 +163,40 @@ mod tests {
         assert_eq!(at(951_782_400, 5), "2000-02-29T00:00:00.005Z");
         assert_eq!(at(1_735_787_045, 678), "2025-01-02T03:04:05.678Z");
         assert_eq!(at(4_107_542_399, 999), "2100-02-28T23:59:59.999Z");
+    }
+
+    #[test]
+    fn client_text_cannot_forge_lines() {
+        let client = "127.0.0.1:5000".parse().expect("address");
+        let forged = "x\n1970-01-01T00:00:00.000Z client=6.6.6.6:1 target=evil:1 outcome=ok";
+        let line = format_line(
+            UNIX_EPOCH,
+            client,
+            Some(1),
+            Some(&format!("{forged}:443")),
+            &Outcome::Refused(format!("target not allowed: {forged}\r")),
+            0,
+            0,
+            Duration::ZERO,
+        );
+        assert!(!line.contains('\n') && !line.contains('\r'), "{line}");
+        assert!(line.contains(" target=\"x\\n1970"), "{line}");
+        let huge = "a".repeat(1 << 20);
+        let line = format_line(
+            UNIX_EPOCH,
+            client,
+            Some(1),
+            Some(&huge),
+            &Outcome::Refused(huge.clone()),
+            0,
+            0,
+            Duration::ZERO,
+        );
+        assert!(line.len() < 2 * MAX_FIELD + 200, "{}", line.len());
+        assert!(line.contains(&format!(" target={}... ", "a".repeat(MAX_FIELD))));
+        assert_eq!(field("[::1]:443"), "[::1]:443");
+        assert_eq!(field("a b:1"), "\"a b:1\"");
+        assert_eq!(clip("short"), "short");
     }
 
     #[test]

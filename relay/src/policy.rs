@@ -195,8 +195,10 @@ pub fn is_private(ip: IpAddr) -> bool {
 }
 
 fn is_private_v4(ip: Ipv4Addr) -> bool {
-    let [a, b, ..] = ip.octets();
+    let [a, b, c, _] = ip.octets();
     a == 0 // "this network"
+        || (a == 192 && b == 0 && c == 0) // IETF protocol assignments
+        || (a == 198 && (b & 0xfe) == 18) // 198.18/15, benchmarking
         || a == 10
         || a == 127
         || (a == 100 && (b & 0xc0) == 64) // 100.64/10, carrier-grade NAT
@@ -218,6 +220,8 @@ fn is_private_v6(ip: Ipv6Addr) -> bool {
     };
     // ::/96 holds ::, ::1 and the deprecated IPv4-compatible addresses.
     s[..6] == [0; 6]
+        || s[..6] == [0, 0, 0, 0, 0xffff, 0] // ::ffff:0:0/96, SIIT IPv4-translated
+        || s[..4] == [0x100, 0, 0, 0] // 100::/64, discard-only
         || (s[0] & 0xfe00) == 0xfc00 // unique local
         || (s[0] & 0xffc0) == 0xfe80 // link-local
         || (s[0] & 0xffc0) == 0xfec0 // old site-local
@@ -388,6 +392,13 @@ mod tests {
             "64:ff9b::10.0.0.1",
             "64:ff9b:1::1",
             "2002:7f00:1::",
+            "192.0.0.1",
+            "192.0.0.255",
+            "198.18.0.1",
+            "198.19.255.255",
+            "::ffff:0:8.8.8.8",
+            "100::1",
+            "100::ffff:ffff:ffff:ffff",
         ];
         for ip in private {
             assert!(
@@ -410,6 +421,10 @@ mod tests {
             "::ffff:8.8.8.8",
             "64:ff9b::8.8.8.8",
             "2002:808:808::",
+            "192.0.1.1",
+            "198.17.255.255",
+            "198.20.0.0",
+            "100:0:0:1::1",
         ];
         for ip in public {
             assert!(

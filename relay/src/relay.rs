@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::OwnedSemaphorePermit;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::timeout;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::http::header::SEC_WEBSOCKET_PROTOCOL;
@@ -38,6 +38,13 @@ pub(crate) const CHUNK: usize = 64 * 1024;
 const MAX_REASON: usize = 123;
 /// The only subprotocol spoken; websockify's `base64` is not.
 const BINARY: &str = "binary";
+/// Connect attempts (name resolution plus TCP connect) in progress across the
+/// whole relay; more wait their turn within their connect timeout. Resolution
+/// runs on tokio's blocking pool (512 threads) and cannot be cancelled, so a
+/// slot is held until the resolver really returns: clients asking for slow
+/// names can never fill the pool.
+pub(crate) const MAX_CONNECTING: usize = 256;
+static CONNECTING: Semaphore = Semaphore::const_new(MAX_CONNECTING);
 
 /// Whether the connection got a slot under `--max-connections`.
 pub enum Admission {
@@ -170,7 +177,7 @@ async fn serve(
     };
     stats.target = Some(target.to_string());
 
-    let tcp = match timeout(cfg.connect_timeout, connect(&target, cfg.allow_private)).await {
+    let tcp = match timeout(cfg.connect_timeout, connect(&target, cfg.allow_private, ())).await {
         Ok(Ok(tcp)) => tcp,
         Ok(Err(ConnectError::Private(addr))) => {
             let reason = format!("private address refused: {addr}");
@@ -290,16 +297,34 @@ pub(crate) enum FailKind {
 /// Resolves `target` and connects to the first address that is permitted and
 /// answers. The check is on the resolved address itself, so a public name that
 /// resolves to a private address is refused too.
-pub(crate) async fn connect(
+///
+/// The attempt holds one of [`MAX_CONNECTING`] slots, and `held` with it, until
+/// it is over, and until the resolver returns even if the caller stops waiting.
+pub(crate) async fn connect<H: Send + 'static>(
     target: &Target,
     allow_private: bool,
+    held: H,
 ) -> Result<TcpStream, ConnectError> {
-    let addrs: Vec<SocketAddr> = match &target.host {
-        Host::Ip(ip) => vec![SocketAddr::new(*ip, target.port)],
-        Host::Name(name) => tokio::net::lookup_host((name.as_str(), target.port))
-            .await
-            .map_err(|e| ConnectError::Failed(FailKind::Resolve, e.to_string()))?
-            .collect(),
+    let slot = CONNECTING
+        .acquire()
+        .await
+        .map_err(|e| ConnectError::Failed(FailKind::Other, e.to_string()))?;
+    let held = (slot, held);
+    let (addrs, _held): (Vec<SocketAddr>, _) = match &target.host {
+        Host::Ip(ip) => (vec![SocketAddr::new(*ip, target.port)], held),
+        Host::Name(name) => {
+            let query = (name.clone(), target.port);
+            let resolve = move || {
+                std::net::ToSocketAddrs::to_socket_addrs(&(query.0.as_str(), query.1))
+                    .map(|a| a.collect::<Vec<_>>())
+            };
+            let (addrs, held) = blocking_holding(resolve, held)
+                .await
+                .ok_or_else(|| ConnectError::Failed(FailKind::Other, "resolver failed".into()))?;
+            let addrs =
+                addrs.map_err(|e| ConnectError::Failed(FailKind::Resolve, e.to_string()))?;
+            (addrs, held)
+        }
     };
     let mut refused = None;
     let mut last_error = None;
@@ -518,6 +543,16 @@ pub(crate) async fn close_ws(mut ws: Ws, frame: CloseFrame) {
 
 /// Cuts `reason` to fit a close frame, on a character boundary, and replaces
 /// control characters that may come from a client's URL.
+/// Runs `f` on the blocking pool. `held` is dropped only when `f` returns,
+/// even if the caller stops waiting first; it is handed back otherwise.
+async fn blocking_holding<T, H>(f: impl FnOnce() -> T + Send + 'static, held: H) -> Option<(T, H)>
+where
+    T: Send + 'static,
+    H: Send + 'static,
+{
+    tokio::task::spawn_blocking(move || (f(), held)).await.ok()
+}
+
 pub(crate) fn truncate_reason(reason: String) -> String {
     let mut out = String::with_capacity(reason.len().min(MAX_REASON));
     for c in reason.chars() {
@@ -551,6 +586,21 @@ mod tests {
         assert!(requested_target("/a.test:1/extra").is_err());
         assert!(requested_target("/%zz:1").is_err());
         assert!(requested_target("/%ff:1").is_err());
+    }
+
+    #[tokio::test]
+    async fn resolver_slot_outlives_an_abandoned_wait() {
+        let held = Arc::new(());
+        let slow = || std::thread::sleep(Duration::from_millis(300));
+        let wait = blocking_holding(slow, held.clone());
+        assert!(timeout(Duration::from_millis(20), wait).await.is_err());
+        // The caller gave up, but the resolver still runs: still held.
+        assert_eq!(Arc::strong_count(&held), 2);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Arc::strong_count(&held) > 1 {
+            assert!(Instant::now() < deadline, "never released");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 
     #[test]

@@ -7,10 +7,15 @@
 //! buffer of [`BUFFER_PACKETS`] DATA packets and tops it up with CONTINUE as
 //! the stream's target takes the bytes, so a slow target throttles only its
 //! own stream: the WebSocket reader never waits on a TCP write.
+//!
+//! Credit counts packets, not bytes, so bytes are bounded separately: all the
+//! streams of one WebSocket together queue at most [`WS_BUFFER_BYTES`] for
+//! their targets. Past that the reader stops reading the WebSocket until the
+//! targets take some, pushing back on the client instead of buffering more.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -18,7 +23,7 @@ use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::timeout;
 use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
@@ -74,9 +79,18 @@ pub const BUFFER_PACKETS: u32 = 64;
 /// The queue holds twice the credit: a CONTINUE counts from what is queued
 /// when it is sent, and packets already on the wire then arrive on top.
 const QUEUE_PACKETS: usize = 2 * BUFFER_PACKETS as usize;
-/// Bytes queued for one target before the stream is closed as overrunning;
-/// packets are counted, not sized, so big ones need a bound of their own.
-const STREAM_BYTE_LIMIT: usize = 16 << 20;
+/// Bytes one WebSocket's streams may have queued for their targets, all
+/// together. Credit counts packets of up to `--max-message` bytes, so it bounds
+/// no byte count; when this budget is spent the reader waits for the targets
+/// (backpressure on the client) instead of queueing more. With the defaults a
+/// WebSocket so holds at most this plus one message.
+pub const WS_BUFFER_BYTES: usize = 16 << 20;
+/// Control packets (CONTINUE, refusals) waiting for the WebSocket; whoever
+/// queues one waits when it is full.
+const CONTROL_QUEUE: usize = 64;
+/// Refused CONNECTs logged one line each per WebSocket; the rest are counted
+/// in one line at its end.
+const REFUSALS_LOGGED: u64 = 16;
 /// DATA packets waiting for the WebSocket; targets' readers wait when full.
 const OUT_QUEUE: usize = 16;
 /// Packets written to the WebSocket before one flush.
@@ -177,13 +191,16 @@ enum Stop {
 /// The reader loop's view of one stream.
 struct Entry {
     generation: u64,
-    queue: mpsc::Sender<Bytes>,
-    queued_bytes: Arc<AtomicUsize>,
+    queue: mpsc::Sender<Queued>,
     stop: watch::Sender<Stop>,
     /// Set by the stream's task before it sends its own CLOSE, so that the id
     /// may be reused before the task's end is processed here.
     ended: Arc<AtomicBool>,
 }
+
+/// Bytes for a target, holding their share of the WebSocket's byte budget
+/// until written.
+type Queued = (Bytes, OwnedSemaphorePermit);
 
 /// Totals over the whole WebSocket, for its log line.
 #[derive(Default)]
@@ -208,7 +225,7 @@ struct Shared {
     /// DATA and the streams' own CLOSEs, in order per stream.
     data: mpsc::Sender<Message>,
     /// CONTINUE and the reader's refusals: small, and never behind bulk data.
-    control: mpsc::UnboundedSender<Message>,
+    control: mpsc::Sender<Message>,
     /// A stream task's (id, generation) when it ends.
     ended: mpsc::UnboundedSender<(u32, u64)>,
     totals: Arc<Totals>,
@@ -248,7 +265,7 @@ pub async fn serve(
     }
 
     let (data_tx, data_rx) = mpsc::channel(OUT_QUEUE);
-    let (control_tx, control_rx) = mpsc::unbounded_channel();
+    let (control_tx, control_rx) = mpsc::channel(CONTROL_QUEUE);
     let (ended_tx, ended_rx) = mpsc::unbounded_channel();
     let writer = tokio::spawn(write_loop(sink, control_rx, data_rx));
     let shared = Shared {
@@ -266,6 +283,9 @@ pub async fn serve(
         tasks: JoinSet::new(),
         generation: 0,
         opened: 0,
+        live: Arc::new(()),
+        budget: Arc::new(Semaphore::new(WS_BUFFER_BYTES)),
+        refused: 0,
     };
     let end = mux.run(&mut stream, ended_rx).await;
 
@@ -275,8 +295,16 @@ pub async fn serve(
         streams,
         mut tasks,
         opened,
+        refused,
         ..
     } = mux;
+    if refused > REFUSALS_LOGGED {
+        let text = format!(
+            "{} more refused streams not logged",
+            refused - REFUSALS_LOGGED
+        );
+        log_stream(peer, 0, None, &Outcome::Refused(text), 0, 0, Duration::ZERO);
+    }
     for (_, entry) in streams {
         let _ = entry.stop.send(Stop::Shutdown);
     }
@@ -397,7 +425,7 @@ async fn handshake(
 /// flushes once per batch. Returns the sink, and the error if writing failed.
 async fn write_loop(
     mut sink: SplitSink<Ws, Message>,
-    mut control: mpsc::UnboundedReceiver<Message>,
+    mut control: mpsc::Receiver<Message>,
     mut data: mpsc::Receiver<Message>,
 ) -> (SplitSink<Ws, Message>, Option<String>) {
     let (mut control_open, mut data_open) = (true, true);
@@ -449,6 +477,14 @@ struct Mux {
     generation: u64,
     /// Streams accepted over the WebSocket's life, for its log line.
     opened: u64,
+    /// One clone per stream task and per name resolution still running, so
+    /// that `--max-streams` counts work in progress, not table entries: a
+    /// closed stream's resolver cannot be cancelled and still counts.
+    live: Arc<()>,
+    /// Bytes that may still be queued for the targets: [`WS_BUFFER_BYTES`].
+    budget: Arc<Semaphore>,
+    /// CONNECTs refused, for rate-limiting their log lines.
+    refused: u64,
 }
 
 impl Mux {
@@ -469,7 +505,7 @@ impl Mux {
                     last_activity = Instant::now();
                     match msg {
                         Some(Ok(Message::Binary(p))) => {
-                            if let Err(end) = self.packet(p) {
+                            if let Err(end) = self.packet(p).await {
                                 return end;
                             }
                         }
@@ -504,16 +540,16 @@ impl Mux {
     }
 
     /// Handles one packet from the client.
-    fn packet(&mut self, p: Bytes) -> Result<(), End> {
+    async fn packet(&mut self, p: Bytes) -> Result<(), End> {
         if p.len() < HEADER {
             let reason = "malformed Wisp packet (shorter than 5 bytes)".to_string();
             return Err(End::Violation(CloseCode::Protocol, reason));
         }
         let id = u32::from_le_bytes([p[1], p[2], p[3], p[4]]);
         match p[0] {
-            CONNECT => self.connect(id, &p[HEADER..]),
+            CONNECT => self.connect(id, &p[HEADER..]).await,
             DATA if id != 0 => {
-                self.data(id, p.slice(HEADER..));
+                self.data(id, p.slice(HEADER..)).await;
                 Ok(())
             }
             CLOSE if id == 0 => Err(End::ClientClosed),
@@ -530,8 +566,14 @@ impl Mux {
         }
     }
 
-    fn refuse(&self, id: u32, target: Option<&str>, why: u8, text: String) {
-        let _ = self.shared.control.send(close_packet(id, why));
+    /// Refuses a CONNECT; waits while the control queue is full, so a client
+    /// that sends CONNECTs without reading the answers is pushed back on.
+    async fn refuse(&mut self, id: u32, target: Option<&str>, why: u8, text: String) {
+        let _ = self.shared.control.send(close_packet(id, why)).await;
+        self.refused += 1;
+        if self.refused > REFUSALS_LOGGED {
+            return;
+        }
         log_stream(
             self.shared.peer,
             id,
@@ -543,7 +585,7 @@ impl Mux {
         );
     }
 
-    fn connect(&mut self, id: u32, payload: &[u8]) -> Result<(), End> {
+    async fn connect(&mut self, id: u32, payload: &[u8]) -> Result<(), End> {
         if id == 0 {
             let reason = "CONNECT on stream 0".to_string();
             return Err(End::Violation(CloseCode::Protocol, reason));
@@ -558,15 +600,17 @@ impl Mux {
             }
             None => {}
         }
-        let cfg = &self.shared.cfg;
+        let cfg = self.shared.cfg.clone();
         let Some((&kind, rest)) = payload.split_first() else {
-            self.refuse(id, None, reason::INVALID_INFO, "malformed CONNECT".into());
+            self.refuse(id, None, reason::INVALID_INFO, "malformed CONNECT".into())
+                .await;
             return Ok(());
         };
         let (port, host) = match rest {
             [lo, hi, host @ ..] => (u16::from_le_bytes([*lo, *hi]), host),
             _ => {
-                self.refuse(id, None, reason::INVALID_INFO, "malformed CONNECT".into());
+                self.refuse(id, None, reason::INVALID_INFO, "malformed CONNECT".into())
+                    .await;
                 return Ok(());
             }
         };
@@ -579,14 +623,16 @@ impl Mux {
             } else {
                 format!("unknown stream type {kind:#04x}")
             };
-            self.refuse(id, Some(&named), reason::INVALID_INFO, what);
+            self.refuse(id, Some(&named), reason::INVALID_INFO, what)
+                .await;
             return Ok(());
         }
         let target = match Target::from_host_and_port(host, port) {
             Ok(t) => t,
             Err(e) => {
                 let text = format!("invalid target: {e}");
-                self.refuse(id, Some(&named), reason::INVALID_INFO, text);
+                self.refuse(id, Some(&named), reason::INVALID_INFO, text)
+                    .await;
                 return Ok(());
             }
         };
@@ -598,12 +644,14 @@ impl Mux {
         };
         if !allowed {
             let text = format!("target not allowed: {named}");
-            self.refuse(id, Some(&named), reason::BLOCKED, text);
+            self.refuse(id, Some(&named), reason::BLOCKED, text).await;
             return Ok(());
         }
-        if self.streams.len() >= cfg.max_streams {
+        // Tasks and resolvers still running count, not just open streams;
+        // `live` itself is one of the references.
+        if Arc::strong_count(&self.live) > cfg.max_streams {
             let text = format!("too many streams (limit {})", cfg.max_streams);
-            self.refuse(id, Some(&named), reason::THROTTLED, text);
+            self.refuse(id, Some(&named), reason::THROTTLED, text).await;
             return Ok(());
         }
 
@@ -611,7 +659,6 @@ impl Mux {
         self.opened += 1;
         let (queue_tx, queue_rx) = mpsc::channel(QUEUE_PACKETS);
         let (stop_tx, stop_rx) = watch::channel(Stop::Running);
-        let queued_bytes = Arc::new(AtomicUsize::new(0));
         let ended = Arc::new(AtomicBool::new(false));
         let task = StreamTask {
             id,
@@ -619,9 +666,9 @@ impl Mux {
             target,
             shared: self.shared.clone(),
             queue: queue_rx,
-            queued_bytes: queued_bytes.clone(),
             stop: stop_rx,
             ended: ended.clone(),
+            live: self.live.clone(),
         };
         self.tasks.spawn(task.run());
         self.streams.insert(
@@ -629,7 +676,6 @@ impl Mux {
             Entry {
                 generation: self.generation,
                 queue: queue_tx,
-                queued_bytes,
                 stop: stop_tx,
                 ended,
             },
@@ -637,29 +683,33 @@ impl Mux {
         Ok(())
     }
 
-    /// Queues DATA for a stream's target without ever waiting: a client past
-    /// its credit loses that stream, not the WebSocket.
-    fn data(&mut self, id: u32, payload: Bytes) {
-        let Some(entry) = self.streams.get(&id) else {
+    /// Queues DATA for a stream's target. Waits only for the WebSocket's byte
+    /// budget, never for the stream's target: a client past its credit loses
+    /// that stream, not the WebSocket.
+    async fn data(&mut self, id: u32, payload: Bytes) {
+        if !self.streams.contains_key(&id) {
             // Already closed on our side; packets in flight are dropped.
             return;
-        };
-        let len = payload.len();
-        let over_bytes = entry.queued_bytes.load(Ordering::Acquire) + len > STREAM_BYTE_LIMIT;
-        let queued = !over_bytes && entry.queue.try_send(payload).is_ok();
-        if queued {
-            entry.queued_bytes.fetch_add(len, Ordering::AcqRel);
-            return;
         }
-        if entry.queue.is_closed() {
-            return; // the task has ended and is about to say so
+        let want = payload.len().min(WS_BUFFER_BYTES);
+        let want = u32::try_from(want).unwrap_or(u32::MAX);
+        let Ok(permit) = self.budget.clone().acquire_many_owned(want).await else {
+            return;
+        };
+        let Some(entry) = self.streams.get(&id) else {
+            return;
+        };
+        if entry.queue.try_send((payload, permit)).is_ok() || entry.queue.is_closed() {
+            // Queued, or the task has ended and is about to say so.
+            return;
         }
         if let Some(entry) = self.streams.remove(&id) {
             let _ = entry.stop.send(Stop::Overrun);
             let _ = self
                 .shared
                 .control
-                .send(close_packet(id, reason::THROTTLED));
+                .send(close_packet(id, reason::THROTTLED))
+                .await;
         }
     }
 }
@@ -670,10 +720,11 @@ struct StreamTask {
     generation: u64,
     target: Target,
     shared: Shared,
-    queue: mpsc::Receiver<Bytes>,
-    queued_bytes: Arc<AtomicUsize>,
+    queue: mpsc::Receiver<Queued>,
     stop: watch::Receiver<Stop>,
     ended: Arc<AtomicBool>,
+    /// Counts this task, and its resolver, against `--max-streams`.
+    live: Arc<()>,
 }
 
 /// How a stream ended after it connected.
@@ -765,7 +816,7 @@ impl StreamTask {
         let mut stop = self.stop.clone();
         let attempt = timeout(
             cfg.connect_timeout,
-            connect(&self.target, cfg.allow_private),
+            connect(&self.target, cfg.allow_private, self.live.clone()),
         );
         let result = tokio::select! {
             r = attempt => r,
@@ -813,16 +864,15 @@ impl StreamTask {
         let shared = &self.shared;
         let chunk = CHUNK.min(shared.cfg.max_message.saturating_sub(HEADER).max(1));
         let queue = &mut self.queue;
-        let queued_bytes = &self.queued_bytes;
         let stop_state = self.stop.clone();
 
         let client_to_server = async {
             let mut drained = 0u32;
-            while let Some(data) = queue.recv().await {
+            while let Some((data, permit)) = queue.recv().await {
                 if let Err(e) = tcp_write.write_all(&data).await {
                     return StreamEnd::TargetError(format!("write to target: {e}"));
                 }
-                queued_bytes.fetch_sub(data.len(), Ordering::AcqRel);
+                drop(permit);
                 *up += data.len() as u64;
                 shared
                     .totals
@@ -835,7 +885,7 @@ impl StreamTask {
                 if drained >= BUFFER_PACKETS / 2 && *stop_state.borrow() == Stop::Running {
                     let queued = u32::try_from(queue.len()).unwrap_or(u32::MAX);
                     let credit = BUFFER_PACKETS.saturating_sub(queued);
-                    let _ = shared.control.send(continue_packet(id, credit));
+                    let _ = shared.control.send(continue_packet(id, credit)).await;
                     drained = 0;
                 }
             }

@@ -6,12 +6,13 @@ use std::future::Future;
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::header::SEC_WEBSOCKET_PROTOCOL;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
@@ -810,6 +811,7 @@ fn help_mentions_wisp() {
         "--no-wisp",
         "--max-streams",
         "--wisp-auth-file",
+        "16 MiB",
     ] {
         assert!(text.contains(flag), "usage lacks {flag}");
     }
@@ -832,4 +834,154 @@ fn tempfile() -> TempFile {
     ));
     let file = std::fs::File::create(&path).expect("create temp file");
     TempFile(path.to_string_lossy().into_owned(), file)
+}
+
+/// The relay's peak resident memory, from /proc (Linux only).
+fn peak_rss_kib(relay: &Relay) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", relay.child.id())).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+#[tokio::test]
+async fn big_packets_within_credit_are_pushed_back_not_dropped() {
+    bounded(async {
+        let stalled = stalled_server().await;
+        let relay = Relay::start(&["--allow", &allow(stalled), "--allow-private"]);
+        let mut wisp = relay.wisp().await;
+        for id in 1..=4 {
+            wisp.connect(id, TCP, "127.0.0.1", stalled.port()).await;
+        }
+        // Packets as big as --max-message allows, 32 per stream: within the
+        // credit, far past the WebSocket's byte budget.
+        let block = vec![0xa5; (1 << 20) - 5];
+        let sent = tokio::time::timeout(Duration::from_secs(4), async {
+            for _ in 0..32 {
+                for id in 1..=4 {
+                    wisp.send(DATA, id, &block).await;
+                }
+            }
+        })
+        .await;
+        assert!(sent.is_err(), "the relay buffered 128 MiB");
+        // No stream was closed for it.
+        let next = tokio::time::timeout(Duration::from_millis(500), wisp.next()).await;
+        assert!(next.is_err(), "{next:?}");
+        if let Some(kib) = peak_rss_kib(&relay) {
+            assert!(kib < 48 * 1024, "peak RSS {kib} KiB");
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn refusals_push_back_on_a_client_that_does_not_read() {
+    // Filling the relay's socket buffers with 8-byte CLOSEs takes a while.
+    let body = async {
+        let relay = Relay::start(&[]);
+        let socket = TcpSocket::new_v4().expect("socket");
+        socket.set_recv_buffer_size(4096).expect("rcvbuf");
+        socket.set_send_buffer_size(4096).expect("sndbuf");
+        let tcp = socket.connect(relay.addr).await.expect("connect relay");
+        let request = format!("ws://{}/wisp/", relay.addr)
+            .into_client_request()
+            .expect("request");
+        let (mut ws, _) = tokio_tungstenite::client_async(request, tcp)
+            .await
+            .expect("websocket handshake");
+        let sent = Arc::new(AtomicUsize::new(0));
+        let count = sent.clone();
+        // CONNECTs to a target that is not allowed, never reading the CLOSEs.
+        let sender = tokio::spawn(async move {
+            let mut p = vec![CONNECT, 0, 0, 0, 0, TCP, 1, 0];
+            p.extend_from_slice(b"not-allowed.test");
+            for id in 1..=20_000_000u32 {
+                p[1..5].copy_from_slice(&id.to_le_bytes());
+                if ws.feed(Message::binary(p.clone())).await.is_err() {
+                    return;
+                }
+                count.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+        // The relay stops reading: the count stands still.
+        let mut last = 0;
+        loop {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let now = sent.load(Ordering::Relaxed);
+            assert!(!sender.is_finished(), "every CONNECT was taken");
+            if now == last {
+                break;
+            }
+            last = now;
+        }
+        sender.abort();
+    };
+    tokio::time::timeout(Duration::from_secs(90), body)
+        .await
+        .expect("test timed out");
+}
+
+#[tokio::test]
+async fn refusals_are_logged_sparingly() {
+    bounded(async {
+        let relay = Relay::start(&[]);
+        let mut wisp = relay.wisp().await;
+        for id in 1..=40 {
+            wisp.connect(id, TCP, "not-allowed.test", 443).await;
+            assert_eq!(wisp.close_reason(id).await, 0x48);
+        }
+        wisp.ws.close(None).await.expect("close");
+        let mut logged = 0;
+        loop {
+            let line = relay.log_line_with("outcome=refused");
+            if line.contains("more refused streams not logged") {
+                assert!(line.contains("reason=\"24 more refused"), "{line}");
+                break;
+            }
+            logged += 1;
+        }
+        assert_eq!(logged, 16);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn max_streams_counts_streams_still_closing() {
+    bounded(async {
+        let stalled = stalled_server().await;
+        let echo = echo_server().await;
+        let relay = Relay::start(&[
+            "--allow",
+            &allow(stalled),
+            "--allow",
+            &allow(echo),
+            "--allow-private",
+            "--max-streams",
+            "1",
+        ]);
+        let mut wisp = relay.wisp().await;
+        wisp.connect(1, TCP, "127.0.0.1", stalled.port()).await;
+        // More than the kernel holds: the stream's task is stuck writing.
+        let block = vec![0x5a; 512 * 1024];
+        for _ in 0..32 {
+            wisp.send(DATA, 1, &block).await;
+        }
+        wisp.close(1).await;
+        // Closed, but its task still runs: it counts.
+        wisp.connect(2, TCP, "127.0.0.1", echo.port()).await;
+        assert_eq!(wisp.close_reason(2).await, 0x49);
+        let line = relay.log_line_with(" stream=2 ");
+        assert!(line.contains("too many streams"), "{line}");
+        // Once it has given up on its target, the slot is free again.
+        let line = relay.log_line_with(" stream=1 ");
+        assert!(line.contains("client closed"), "{line}");
+        wisp.connect(3, TCP, "127.0.0.1", echo.port()).await;
+        wisp.send(DATA, 3, b"again").await;
+        let mut streams = HashMap::new();
+        wisp.collect(&mut streams, |s| {
+            s.get(&3).is_some_and(|s| s.data == b"again")
+        })
+        .await;
+    })
+    .await;
 }
