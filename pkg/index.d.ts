@@ -153,7 +153,8 @@ export interface SocketInfo extends Partial<HandshakeInfo> {
 
 export interface Socket {
   readonly readable: ReadableStream<Uint8Array>;
-  readonly writable: WritableStream<Uint8Array | string>;
+  /** Takes strings (as UTF-8), ArrayBuffers and ArrayBuffer views (only the view's bytes). */
+  readonly writable: WritableStream<ArrayBufferView | ArrayBuffer | string>;
   /** Resolves when the connection (and its TLS handshake) is established. */
   readonly opened: Promise<SocketInfo>;
   /** Resolves on a clean close; rejects with the TlsError that ended the connection. */

@@ -65,6 +65,11 @@ function guard(fn) {
 // ---- transport: one WebSocket per connection, to a relay ----
 
 const SEND_HIGH_WATER = 1 << 20; // bytes queued in the WebSocket before writers wait
+const PRE_OPEN_LIMIT = 16 << 20; // bytes a WebSocket may queue before it opens
+// Plaintext handed to the TLS core (or sent in plaintext) at a time: three full records,
+// whose ciphertext fits one Wisp DATA packet, and the pump can yield to CONTINUE between.
+const WRITE_PIECE = 48 * 1024;
+const PLAIN_PIECE = 64 * 1024; // the same for plaintext: one Wisp DATA packet
 const RECEIVE_LIMIT = 8 << 20; // ciphertext parked while the application is not reading
 
 function relayUrl(relay, host, port) {
@@ -93,8 +98,15 @@ class WebSocketTransport {
     this.ws.binaryType = 'arraybuffer';
     this.open = this.ws.readyState === 1;
     this.closed = false;
+    // A WebSocket throws on send() while CONNECTING: what is sent before it opens waits here.
+    this._preOpen = [];
+    this._preOpenBytes = 0;
     this.ws.onopen = () => {
       this.open = true;
+      const queued = this._preOpen;
+      this._preOpen = [];
+      this._preOpenBytes = 0;
+      for (const bytes of queued) this.send(bytes);
       if (this.onopen) this.onopen();
     };
     this.ws.onmessage = (event) => {
@@ -115,11 +127,20 @@ class WebSocketTransport {
   }
 
   get bufferedAmount() {
-    return this.ws.bufferedAmount || 0;
+    return this._preOpenBytes + (this.ws.bufferedAmount || 0);
   }
 
   send(bytes) {
-    if (!this.closed) this.ws.send(bytes);
+    if (this.closed) return;
+    if (!this.open) {
+      this._preOpen.push(bytes);
+      this._preOpenBytes += bytes.length;
+      if (this._preOpenBytes > PRE_OPEN_LIMIT) {
+        this.fail(new TlsError('send-overflow', `more than ${PRE_OPEN_LIMIT} bytes written before the WebSocket opened`));
+      }
+      return;
+    }
+    this.ws.send(bytes);
   }
 
   fail(error) {
@@ -537,8 +558,11 @@ class WispTransport {
     }
     if (this._queuedBytes > WISP_QUEUE_LIMIT) {
       const error = new TlsError('send-overflow', `more than ${WISP_QUEUE_LIMIT} bytes queued while the Wisp server granted no credit`);
+      // The stream is given up: tell the server (if it knows the stream) and forget it,
+      // or it would stay open there and in this connection's table.
+      if (this.open) this._conn.send(WISP_CLOSE, this.id, new Uint8Array([0x01]));
       this._onLost(error);
-      this.close();
+      this._conn.remove(this);
       return;
     }
     this._flushQueue();
@@ -663,13 +687,27 @@ function closeError(code, reason, transport) {
 }
 
 function parseTarget(target) {
+  let host;
+  let port;
   if (typeof target === 'object' && target !== null) {
-    return { host: String(target.hostname), port: Number(target.port) };
+    host = target.hostname == null ? '' : String(target.hostname);
+    port = typeof target.port === 'string' && /^\d+$/.test(target.port) ? Number(target.port) : target.port;
+  } else {
+    const text = String(target);
+    const m = /^\[([^\]]+)\]:(\d+)$/.exec(text) || /^([^:]+):(\d+)$/.exec(text);
+    if (!m) throw new TlsError('invalid-config', `target must be "host:port", not "${text}"`);
+    host = m[1];
+    port = Number(m[2]);
   }
-  const text = String(target);
-  const m = /^\[([^\]]+)\]:(\d+)$/.exec(text) || /^([^:]+):(\d+)$/.exec(text);
-  if (!m) throw new TlsError('invalid-config', `target must be "host:port", not "${text}"`);
-  return { host: m[1], port: Number(m[2]) };
+  // The port goes into two bytes over Wisp and into the relay's URL path: a bad one
+  // would wrap or reach somewhere else, as would a host with URL delimiters.
+  if (!Number.isInteger(port) || port < 1 || port > 65535) {
+    throw new TlsError('invalid-config', `the target's port must be an integer from 1 to 65535, not "${port}"`);
+  }
+  if (host === '' || /[\/?#@\s]/.test(host)) {
+    throw new TlsError('invalid-config', `the target's host must be a host name or address, not "${host}"`);
+  }
+  return { host, port };
 }
 
 // ---- the socket ----
@@ -787,7 +825,9 @@ class Socket {
         close: () => this._shutdownWrite(),
         abort: (reason) => this._fail(reason instanceof Error ? reason : new TlsError('aborted', String(reason))),
       },
-      new ByteLengthQueuingStrategy({ highWaterMark: 64 * 1024 }),
+      // Not ByteLengthQueuingStrategy: a string (or anything else) has no byteLength, and
+      // its NaN size would error the stream before write() could take or reject the chunk.
+      { highWaterMark: 64 * 1024, size: (chunk) => (typeof chunk === 'string' ? chunk.length : Number(chunk && chunk.byteLength) || 0) },
     );
 
     this._secure = Boolean(tlsOptions);
@@ -840,6 +880,10 @@ class Socket {
   startTls(options = {}) {
     if (this._secure || this._upgraded) {
       throw new TlsError('invalid-state', 'startTls() is for a plaintext socket, once');
+    }
+    // A closed connection has no peer left to answer the handshake: it would wait forever.
+    if (this._done || this._transport.closed) {
+      throw new TlsError('invalid-state', 'startTls() needs an open connection; this one has closed');
     }
     this._upgraded = true;
     const secure = new Socket(this._transport, { ...this._tlsOptions, ...options }, this._host, this._trace);
@@ -992,10 +1036,16 @@ class Socket {
       if (next === 'write') continue;
       break;
     }
-    // Application data out.
+    // Application data out, a piece at a time, and only while the transport's send
+    // queue is short: past it, wait for the drain (over Wisp, for CONTINUE) rather than
+    // encrypt a large write in one go and overflow the queue.
     while (!this._done && this._writes.length > 0) {
+      if (this._transport.bufferedAmount > SEND_HIGH_WATER) {
+        this._resumeAfterDrain();
+        break;
+      }
       const w = this._writes[0];
-      const n = guard(() => tls.write(w.chunk.subarray(w.offset)));
+      const n = guard(() => tls.write(w.chunk.subarray(w.offset, w.offset + WRITE_PIECE)));
       if (n > 0) {
         w.offset += n;
         this._flush();
@@ -1008,6 +1058,16 @@ class Socket {
       if (this._want(n) !== 'write') break;
     }
     if (!this._done) this._flush();
+  }
+
+  /** Pumps again once the send queue has drained (once, however often asked). */
+  _resumeAfterDrain() {
+    if (this._drainWaiting) return;
+    this._drainWaiting = true;
+    this._whenDrained(() => {
+      this._drainWaiting = false;
+      this._pump();
+    });
   }
 
   /** Resolves once the WebSocket's send queue is below the high-water mark. */
@@ -1030,17 +1090,32 @@ class Socket {
 
   _write(chunk) {
     if (this._done) return Promise.reject(this._error || new TlsError('invalid-state', 'the socket is closed'));
-    if (typeof chunk === 'string') chunk = new TextEncoder().encode(chunk);
-    if (!(chunk instanceof Uint8Array)) chunk = new Uint8Array(chunk.buffer || chunk);
-    if (chunk.length === 0) return Promise.resolve();
-    if (!this._secure) {
-      this._transport.send(chunk.slice());
-      return new Promise((resolve) => this._whenDrained(resolve));
+    if (typeof chunk === 'string') {
+      chunk = new TextEncoder().encode(chunk);
+    } else if (ArrayBuffer.isView(chunk)) {
+      // Only the view's own bytes, not the rest of the buffer under it.
+      chunk = new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    } else if (chunk instanceof ArrayBuffer || Object.prototype.toString.call(chunk) === '[object ArrayBuffer]') {
+      chunk = new Uint8Array(chunk);
+    } else {
+      return Promise.reject(new TlsError('invalid-input', 'write() takes a string, an ArrayBuffer or an ArrayBuffer view'));
     }
+    if (chunk.length === 0) return Promise.resolve();
+    if (!this._secure) return this._writePlain(chunk);
     return new Promise((resolve, reject) => {
       this._writes.push({ chunk, offset: 0, resolve, reject });
       this._pump();
     });
+  }
+
+  /** Sends plaintext a piece at a time, each once the send queue has drained. */
+  async _writePlain(chunk) {
+    for (let off = 0; off < chunk.length; off += PLAIN_PIECE) {
+      if (this._done) throw this._error || new TlsError('invalid-state', 'the socket closed before the data was sent');
+      // A copy: the caller may reuse its buffer once write() resolves.
+      this._transport.send(chunk.slice(off, off + PLAIN_PIECE));
+      await new Promise((resolve) => this._whenDrained(resolve));
+    }
   }
 
   async _shutdownWrite() {
@@ -1063,6 +1138,11 @@ class Socket {
     if (!this._opened && this._secure) {
       this._openedReject(new TlsError('unexpected-eof', 'the peer closed the connection during the handshake'));
     }
+    // Writes the TLS core took in full have resolved (or will, as the queue drains);
+    // what it had not taken yet is never sent, so those writes fail.
+    const unsent = new TlsError('invalid-state', 'the socket closed before the data was sent');
+    for (const w of this._writes) w.reject(unsent);
+    this._writes = [];
     this._closedResolve();
     this._teardown(1000);
   }

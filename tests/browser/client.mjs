@@ -291,3 +291,39 @@ export async function echoUpload(wasmTls, target, options, bytes, ms = 60000) {
     return { ok: false, error: describe(err) };
   }
 }
+
+/** A position-sensitive checksum, the same as the sink server's in socket.test.mjs. */
+export function checksum(bytes, state = 0) {
+  let s = state;
+  for (let i = 0; i < bytes.length; i++) s = (Math.imul(s, 31) + bytes[i]) >>> 0;
+  return s;
+}
+
+/**
+ * Sends "N\n" and then N bytes in one write() to a sink that answers "got N SUM\n"
+ * (socket.test.mjs); returns what it answered and the checksum sent.
+ */
+export async function sinkUpload(wasmTls, target, options, bytes, ms = 60000) {
+  try {
+    return await withTimeout(
+      (async () => {
+        const socket = wasmTls.connect(target, options);
+        await socket.opened;
+        const data = new Uint8Array(bytes);
+        for (let i = 0; i < bytes; i++) data[i] = (i * 13) % 253;
+        const sent = checksum(data);
+        const writer = socket.writable.getWriter();
+        await writer.write(encoder.encode(`${bytes}\n`));
+        await writer.write(data);
+        writer.releaseLock();
+        const reply = decoder.decode(await readAll(socket.readable)).trim();
+        await socket.closed;
+        return { ok: reply === `got ${bytes} ${sent}`, reply, sent };
+      })(),
+      ms,
+      'sinkUpload',
+    );
+  } catch (err) {
+    return { ok: false, error: describe(err) };
+  }
+}
