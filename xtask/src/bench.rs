@@ -397,18 +397,13 @@ impl Stages {
 fn inputs(dir: &Path) -> Result<(), String> {
     let pki = dir.join("pki");
     mkdir(&pki)?;
+    // The end-to-end server's PKI, as the demo makes it; RSA keys for the in-memory
+    // RSA handshakes (rcgen cannot generate RSA keys with ring).
+    crate::demo::make_pki(&pki, "wasm-tls benchmarks")?;
     let script = r#"
 set -e
 openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out rsa-ca.key 2>/dev/null
 openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out rsa-leaf.key 2>/dev/null
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 7 \
-  -keyout ca.key -out ca.pem -subj "/O=wasm-tls benchmarks/CN=wasm-tls benchmark CA" \
-  -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign 2>/dev/null
-openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
-  -keyout server.key -out server.csr -subj "/CN=localhost" 2>/dev/null
-printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n' > server.ext
-openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 7 \
-  -out server.pem -extfile server.ext 2>/dev/null
 "#;
     run(Command::new("sh").arg("-c").arg(script).current_dir(&pki))?;
     let keys = format!(

@@ -37,13 +37,14 @@ fn wait_for_port(port: u16) -> Result<(), String> {
     Err(format!("nothing listens on 127.0.0.1:{port} after 10 s"))
 }
 
-/// A CA and a leaf for `localhost` and 127.0.0.1, made with the openssl command.
-fn make_pki(dir: &Path) -> Result<(), String> {
+/// A CA (`ca.pem`, `ca.key`) and a leaf for `localhost` and 127.0.0.1 (`server.pem`,
+/// `server.key`) in `dir`, made with the openssl command; `org` names them.
+pub fn make_pki(dir: &Path, org: &str) -> Result<(), String> {
     std::fs::create_dir_all(dir).map_err(|err| format!("{}: {err}", dir.display()))?;
     let script = r#"
 set -e
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 \
-  -keyout ca.key -out ca.pem -subj "/O=wasm-tls demo/CN=wasm-tls demo CA" \
+  -keyout ca.key -out ca.pem -subj "/O=$1/CN=$1 CA" \
   -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign 2>/dev/null
 openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
   -keyout server.key -out server.csr -subj "/CN=localhost" 2>/dev/null
@@ -54,6 +55,8 @@ openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 
     let status = Command::new("sh")
         .arg("-c")
         .arg(script)
+        .arg("sh")
+        .arg(org)
         .current_dir(dir)
         .status()
         .map_err(|err| format!("cannot run openssl: {err}"))?;
@@ -61,7 +64,7 @@ openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 
         Ok(())
     } else {
         Err(format!(
-            "making the demo certificates with openssl failed ({status})"
+            "making the certificates with openssl failed ({status})"
         ))
     }
 }
@@ -135,7 +138,7 @@ pub fn main(root: &Path, no_serve: bool) -> Result<(), String> {
         "tls-client",
     ]))?;
     let dir: PathBuf = root.join("target/demo");
-    make_pki(&dir)?;
+    make_pki(&dir, "wasm-tls demo")?;
     let port = free_port()?;
     let _server = start_s_server(&dir, port)?;
     eprintln!(
