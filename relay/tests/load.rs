@@ -9,11 +9,13 @@
 //! Bounded: everything runs under one 60-second limit, and the relay process is killed
 //! when the test ends however it ends.
 
+mod common;
+
 use std::collections::HashMap;
 use std::future::Future;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -23,9 +25,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::WebSocketStream;
 
-type Client = WebSocketStream<TcpStream>;
+use common::{listening_addr, spawn_relay, Client};
 
 /// The whole test's bound.
 const OVERALL: Duration = Duration::from_secs(60);
@@ -58,14 +59,7 @@ struct Relay {
 
 impl Relay {
     fn start(args: &[String]) -> Relay {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_wasm-tls-relay"))
-            .args(["--listen", "127.0.0.1:0"])
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start the relay");
+        let mut child = spawn_relay(args);
         let stderr = child.stderr.take().expect("stderr pipe");
         let lines = Arc::new(Mutex::new(Vec::new()));
         let (tx, rx) = std::sync::mpsc::channel();
@@ -84,11 +78,7 @@ impl Relay {
         let first = rx
             .recv_timeout(Duration::from_secs(10))
             .expect("the relay printed its listening line");
-        let addr = first
-            .strip_prefix("wasm-tls-relay listening on ws://")
-            .unwrap_or_else(|| panic!("unexpected first line: {first}"))
-            .parse()
-            .expect("the listening address");
+        let addr = listening_addr(&first);
         Relay { child, addr, lines }
     }
 

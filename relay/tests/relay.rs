@@ -1,27 +1,24 @@
 //! End-to-end tests: the built relay binary, a local TCP server and a
 //! tokio-tungstenite client, all on 127.0.0.1.
 
+mod common;
+
 use std::future::Future;
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpListener;
 use tokio::sync::mpsc as tokio_mpsc;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::http::header::SEC_WEBSOCKET_PROTOCOL;
-use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::WebSocketStream;
+
+use common::{sending_server, Client, Relay};
 
 const TEST_TIMEOUT: Duration = Duration::from_secs(10);
-
-type Client = WebSocketStream<TcpStream>;
 
 /// Runs a test body with a hard time limit so nothing can hang.
 async fn bounded<F: Future<Output = ()>>(body: F) {
@@ -30,78 +27,13 @@ async fn bounded<F: Future<Output = ()>>(body: F) {
         .expect("test timed out");
 }
 
-/// The relay binary, killed on drop.
-struct Relay {
-    child: Child,
-    addr: SocketAddr,
-    stderr: mpsc::Receiver<String>,
-}
-
 impl Relay {
     fn start(args: &[&str]) -> Relay {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_wasm-tls-relay"))
-            .args(["--listen", "127.0.0.1:0"])
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start relay");
-        let stderr = child.stderr.take().expect("stderr pipe");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let first = rx
-            .recv_timeout(TEST_TIMEOUT)
-            .expect("relay printed its listening line");
-        let addr = first
-            .strip_prefix("wasm-tls-relay listening on ws://")
-            .unwrap_or_else(|| panic!("unexpected first line: {first}"))
-            .parse()
-            .expect("listening address");
-        Relay {
-            child,
-            addr,
-            stderr: rx,
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("ws://{}{}", self.addr, path)
+        Relay::start_within(args, TEST_TIMEOUT)
     }
 
     async fn connect(&self, path: &str) -> Client {
-        self.connect_with_protocols(path, None).await.0
-    }
-
-    /// Connects and returns the client and the subprotocol the relay chose.
-    async fn connect_with_protocols(
-        &self,
-        path: &str,
-        protocols: Option<&str>,
-    ) -> (Client, Option<String>) {
-        let mut request = self.url(path).into_client_request().expect("request");
-        if let Some(p) = protocols {
-            request.headers_mut().insert(
-                SEC_WEBSOCKET_PROTOCOL,
-                HeaderValue::from_str(p).expect("header"),
-            );
-        }
-        let tcp = TcpStream::connect(self.addr).await.expect("connect relay");
-        let (ws, response) = tokio_tungstenite::client_async(request, tcp)
-            .await
-            .expect("websocket handshake");
-        let chosen = response
-            .headers()
-            .get(SEC_WEBSOCKET_PROTOCOL)
-            .map(|v| v.to_str().expect("ascii").to_string());
-        (ws, chosen)
+        self.websocket(path, None).await.0
     }
 
     /// The next per-tunnel log line.
@@ -109,13 +41,6 @@ impl Relay {
         self.stderr
             .recv_timeout(TEST_TIMEOUT)
             .expect("relay logged a line")
-    }
-}
-
-impl Drop for Relay {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -144,26 +69,6 @@ async fn echo_server() -> (
         }
     });
     (addr, accepted, done_rx)
-}
-
-/// A server that sends `payload` to each client and then closes.
-async fn sending_server(payload: Vec<u8>) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let payload = Arc::new(payload);
-    tokio::spawn(async move {
-        while let Ok((mut sock, _)) = listener.accept().await {
-            let payload = payload.clone();
-            tokio::spawn(async move {
-                let _ = sock.write_all(&payload).await;
-                let _ = sock.shutdown().await;
-                // Keep reading so the close is an orderly FIN, not a reset.
-                let mut buf = [0u8; 1024];
-                while matches!(sock.read(&mut buf).await, Ok(n) if n > 0) {}
-            });
-        }
-    });
-    addr
 }
 
 /// Reads until the close frame and returns its code and reason.
@@ -537,13 +442,11 @@ async fn binary_subprotocol_is_selected() {
         let port = echo.port();
         let relay = Relay::start(&["--allow", &format!("127.0.0.1:{port}"), "--allow-private"]);
         let path = format!("/127.0.0.1:{port}");
-        let (mut ws, chosen) = relay
-            .connect_with_protocols(&path, Some("base64, binary"))
-            .await;
+        let (mut ws, chosen) = relay.websocket(&path, Some("base64, binary")).await;
         assert_eq!(chosen.as_deref(), Some("binary"));
         assert_echo(&mut ws).await;
 
-        let (mut ws, chosen) = relay.connect_with_protocols(&path, None).await;
+        let (mut ws, chosen) = relay.websocket(&path, None).await;
         assert_eq!(chosen, None);
         assert_echo(&mut ws).await;
     })
@@ -557,7 +460,7 @@ async fn base64_only_subprotocol_is_refused() {
         let port = echo.port();
         let relay = Relay::start(&["--allow", &format!("127.0.0.1:{port}"), "--allow-private"]);
         let (mut ws, _) = relay
-            .connect_with_protocols(&format!("/127.0.0.1:{port}"), Some("base64"))
+            .websocket(&format!("/127.0.0.1:{port}"), Some("base64"))
             .await;
         let (code, reason) = expect_close(&mut ws).await;
         assert_eq!(code, 1008);

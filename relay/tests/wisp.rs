@@ -1,23 +1,24 @@
 //! Wisp end to end: the built relay binary, local TCP servers, and a small
 //! Wisp client written here on tokio-tungstenite, all on 127.0.0.1.
 
+mod common;
+
 use std::collections::HashMap;
 use std::future::Future;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::net::{TcpListener, TcpSocket};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::http::header::SEC_WEBSOCKET_PROTOCOL;
-use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::WebSocketStream;
+
+use common::{sending_server, Client as Ws, Relay};
 
 const TEST_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -38,69 +39,9 @@ async fn bounded<F: Future<Output = ()>>(body: F) {
         .expect("test timed out");
 }
 
-/// The relay binary, killed on drop.
-struct Relay {
-    child: Child,
-    addr: SocketAddr,
-    stderr: mpsc::Receiver<String>,
-}
-
 impl Relay {
     fn start(args: &[&str]) -> Relay {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_wasm-tls-relay"))
-            .args(["--listen", "127.0.0.1:0"])
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start relay");
-        let stderr = child.stderr.take().expect("stderr pipe");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let first = rx
-            .recv_timeout(TEST_TIMEOUT)
-            .expect("relay printed its listening line");
-        let addr = first
-            .strip_prefix("wasm-tls-relay listening on ws://")
-            .unwrap_or_else(|| panic!("unexpected first line: {first}"))
-            .parse()
-            .expect("listening address");
-        Relay {
-            child,
-            addr,
-            stderr: rx,
-        }
-    }
-
-    /// Opens a WebSocket on `path`, offering `protocol` if given; returns the
-    /// subprotocol the relay chose.
-    async fn websocket(&self, path: &str, protocol: Option<&str>) -> (Ws, Option<String>) {
-        let mut request = format!("ws://{}{}", self.addr, path)
-            .into_client_request()
-            .expect("request");
-        if let Some(p) = protocol {
-            request.headers_mut().insert(
-                SEC_WEBSOCKET_PROTOCOL,
-                HeaderValue::from_str(p).expect("header"),
-            );
-        }
-        let tcp = TcpStream::connect(self.addr).await.expect("connect relay");
-        let (ws, response) = tokio_tungstenite::client_async(request, tcp)
-            .await
-            .expect("websocket handshake");
-        let chosen = response
-            .headers()
-            .get(SEC_WEBSOCKET_PROTOCOL)
-            .map(|v| v.to_str().expect("ascii").to_string());
-        (ws, chosen)
+        Relay::start_within(args, TEST_TIMEOUT)
     }
 
     /// A Wisp v1 session on /wisp/, past the initial CONTINUE.
@@ -128,15 +69,6 @@ impl Relay {
         }
     }
 }
-
-impl Drop for Relay {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-type Ws = WebSocketStream<TcpStream>;
 
 #[derive(Debug)]
 struct Packet {
@@ -281,25 +213,6 @@ async fn stalled_server() -> SocketAddr {
         let mut held = Vec::new();
         while let Ok((sock, _)) = listener.accept().await {
             held.push(sock);
-        }
-    });
-    addr
-}
-
-/// A server that sends `payload` and closes.
-async fn sending_server(payload: Vec<u8>) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let payload = Arc::new(payload);
-    tokio::spawn(async move {
-        while let Ok((mut sock, _)) = listener.accept().await {
-            let payload = payload.clone();
-            tokio::spawn(async move {
-                let _ = sock.write_all(&payload).await;
-                let _ = sock.shutdown().await;
-                let mut buf = [0u8; 1024];
-                while matches!(sock.read(&mut buf).await, Ok(n) if n > 0) {}
-            });
         }
     });
     addr
