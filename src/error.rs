@@ -357,9 +357,13 @@ impl From<CertificateError> for Error {
                 expected: String::new(),
                 presented: Vec::new(),
             },
-            CertificateError::UnknownIssuer => Self::CertificateIncompleteChain {
-                missing_issuer: "(unknown)".to_owned(),
-            },
+            // The verifier left the precise cause (self-signed, untrusted root,
+            // incomplete chain) for this thread; see config.rs.
+            CertificateError::UnknownIssuer => {
+                crate::config::take_explanation().unwrap_or(Self::CertificateIncompleteChain {
+                    missing_issuer: "(unknown)".to_owned(),
+                })
+            }
             CertificateError::Revoked => Self::CertificateRevoked,
             CertificateError::InvalidPurpose | CertificateError::InvalidPurposeContext { .. } => {
                 Self::CertificateInvalidPurpose
@@ -396,11 +400,6 @@ impl From<rustls::Error> for Error {
     fn from(err: rustls::Error) -> Self {
         use rustls::Error as E;
         match err {
-            E::InvalidCertificate(CertificateError::UnknownIssuer) => {
-                crate::config::take_explanation().unwrap_or(Self::CertificateIncompleteChain {
-                    missing_issuer: "(unknown)".to_owned(),
-                })
-            }
             E::InvalidCertificate(cert) => cert.into(),
             E::AlertReceived(AlertDescription::ProtocolVersion) => Self::ProtocolVersion {
                 reason: "the server answered with the alert protocol_version".to_owned(),
