@@ -186,6 +186,7 @@ pub fn everything(root: &Path) -> Result<(), String> {
     wasm_bindgen()?;
     npm(root, "xtask/npm")?;
     npm(root, "tests/browser")?;
+    npm(root, "tests/types")?;
     cargo_fuzz()?;
     for_wasi(root)
 }

@@ -195,6 +195,35 @@ fn test(root: &Path) -> Result<(), String> {
     stage(&mut stages, "build the npm package", || {
         pkg::build(root).map(|_| ())
     });
+    // The declarations against typed examples (browser; Node.js with `ws`) and against
+    // the bindings wasm-bindgen generated in the build above, and their list of error
+    // codes against the codes the Rust core and the JS report.
+    stage(&mut stages, "type-check the package (tsc)", || {
+        let dir = root.join("tests/types");
+        let tsc = dir.join("node_modules/.bin/tsc");
+        let failures: Vec<String> = [
+            run(Command::new(&tsc)
+                .args(["-p", "tsconfig.browser.json"])
+                .current_dir(&dir)),
+            run(Command::new(&tsc)
+                .args(["-p", "tsconfig.node.json"])
+                .current_dir(&dir)),
+            run(Command::new(&tsc)
+                .args(["-p", "tsconfig.wasm.json"])
+                .current_dir(&dir)),
+            run(Command::new("node")
+                .arg("check-codes.mjs")
+                .current_dir(&dir)),
+        ]
+        .into_iter()
+        .filter_map(Result::err)
+        .collect();
+        if failures.is_empty() {
+            Ok(())
+        } else {
+            Err(failures.join("; "))
+        }
+    });
     stage(&mut stages, "browser and Node.js tests", || {
         run(Command::new("node")
             .args(["--test", "--test-concurrency=1"])
