@@ -21,7 +21,9 @@ and v2 when the client offers the wisp-v2 subprotocol or a password is required)
 Each stream gets the same checks as a raw connection; UDP streams are refused.
 Each stream gets a credit of 64 packets; all the streams of one WebSocket
 together queue at most 16 MiB for their targets, after which the relay stops
-reading that WebSocket until the targets catch up.
+reading that WebSocket until the targets catch up. A v2 client may pace what each
+stream sends it by accepting the client credit extension (0xE0) that the relay
+offers: a stream then sends only the DATA packets the client granted.
 
 OPTIONS:
     --listen ADDR:PORT       Address to listen on [default: 127.0.0.1:8080]

@@ -29,6 +29,10 @@ const CLOSE: u8 = 0x04;
 const INFO: u8 = 0x05;
 const TCP: u8 = 0x01;
 const UDP: u8 = 0x02;
+/// The client credit extension's id (relay/src/wisp/wire.rs).
+const EXT_CLIENT_CREDIT: u8 = 0xe0;
+/// The relay's INFO without a password: version 2.0, client credit offered.
+const SERVER_INFO: [u8; 7] = [2, 0, EXT_CLIENT_CREDIT, 0, 0, 0, 0];
 
 /// The credit the relay grants each stream (relay/src/wisp.rs).
 const BUFFER: u32 = 64;
@@ -561,15 +565,15 @@ async fn versions_one_and_two() {
             (CONTINUE, 0, &64u32.to_le_bytes()[..])
         );
 
-        // v2: INFO (version 2.0, no extensions), then CONTINUE; the client's
-        // INFO is accepted whenever it comes.
+        // v2: INFO (version 2.0, client credit offered), then CONTINUE; the
+        // client's INFO is accepted whenever it comes.
         let (ws, chosen) = relay.websocket("/wisp/", Some("wisp-v2")).await;
         assert_eq!(chosen.as_deref(), Some("wisp-v2"));
         let mut v2 = Wisp { ws };
         let info = v2.recv().await;
         assert_eq!(
             (info.kind, info.id, info.payload.as_slice()),
-            (INFO, 0, &[2u8, 0][..])
+            (INFO, 0, &SERVER_INFO[..])
         );
         let p = v2.recv().await;
         assert_eq!((p.kind, p.id), (CONTINUE, 0));
@@ -619,7 +623,7 @@ async fn password_authentication() {
             "--wisp-auth-file",
             &file.0,
         ]);
-        let expected_info = [2u8, 0, 0x02, 1, 0, 0, 0, 1];
+        let expected_info = [2u8, 0, 0x02, 1, 0, 0, 0, 1, EXT_CLIENT_CREDIT, 0, 0, 0, 0];
 
         // Right credentials: streams work.
         let (ws, _) = relay.websocket("/wisp/", Some("wisp-v2")).await;
@@ -725,6 +729,7 @@ fn help_mentions_wisp() {
         "--max-streams",
         "--wisp-auth-file",
         "16 MiB",
+        "client credit extension (0xE0)",
     ] {
         assert!(text.contains(flag), "usage lacks {flag}");
     }
@@ -895,6 +900,310 @@ async fn max_streams_counts_streams_still_closing() {
             s.get(&3).is_some_and(|s| s.data == b"again")
         })
         .await;
+    })
+    .await;
+}
+
+// ---- client credit (EXT_CLIENT_CREDIT): the client paces each stream ----
+
+/// A client INFO accepting client credit with `body` (normally the u32
+/// initial credit), after any `other` extension records.
+fn credit_info(body: &[u8], other: &[u8]) -> Vec<u8> {
+    let mut info = vec![2, 0];
+    info.extend_from_slice(other);
+    info.push(EXT_CLIENT_CREDIT);
+    info.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    info.extend_from_slice(body);
+    info
+}
+
+/// A server that sends `payload` to each client in 64 KiB writes, then
+/// closes; the counter says how much the kernel has taken so far.
+async fn counting_server(payload: Vec<u8>) -> (SocketAddr, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let written = Arc::new(AtomicUsize::new(0));
+    let count = written.clone();
+    let payload = Arc::new(payload);
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            let (payload, count) = (payload.clone(), count.clone());
+            tokio::spawn(async move {
+                for chunk in payload.chunks(64 * 1024) {
+                    if sock.write_all(chunk).await.is_err() {
+                        return;
+                    }
+                    count.fetch_add(chunk.len(), Ordering::Relaxed);
+                }
+                let _ = sock.shutdown().await;
+                let mut buf = [0u8; 1024];
+                while matches!(sock.read(&mut buf).await, Ok(n) if n > 0) {}
+            });
+        }
+    });
+    (addr, written)
+}
+
+impl Relay {
+    /// A Wisp v2 session past the relay's INFO and CONTINUE, having answered
+    /// with `info` as its own INFO payload.
+    async fn wisp_v2(&self, info: &[u8]) -> Wisp {
+        let (ws, chosen) = self.websocket("/wisp/", Some("wisp-v2")).await;
+        assert_eq!(chosen.as_deref(), Some("wisp-v2"));
+        let mut wisp = Wisp { ws };
+        let p = wisp.recv().await;
+        assert_eq!(
+            (p.kind, p.id, p.payload.as_slice()),
+            (INFO, 0, &SERVER_INFO[..])
+        );
+        let p = wisp.recv().await;
+        assert_eq!((p.kind, p.id), (CONTINUE, 0));
+        wisp.send(INFO, 0, info).await;
+        wisp
+    }
+}
+
+/// The next packet within `wait`, if any.
+async fn packet_within(wisp: &mut Wisp, wait: Duration) -> Option<Packet> {
+    tokio::time::timeout(wait, wisp.recv()).await.ok()
+}
+
+#[tokio::test]
+async fn client_credit_paces_one_stream_and_not_the_others() {
+    bounded(async {
+        let slow_data = pattern(32 << 20, 1);
+        let (slow, written) = counting_server(slow_data.clone()).await;
+        let fast_data = pattern(4 << 20, 2);
+        let fast = sending_server(fast_data.clone()).await;
+        let relay = Relay::start(&[
+            "--allow",
+            &allow(slow),
+            "--allow",
+            &allow(fast),
+            "--allow-private",
+        ]);
+        const INITIAL: u32 = 4;
+        let mut wisp = relay
+            .wisp_v2(&credit_info(&INITIAL.to_le_bytes(), &[]))
+            .await;
+        wisp.connect(1, TCP, "127.0.0.1", slow.port()).await;
+        wisp.connect(2, TCP, "127.0.0.1", fast.port()).await;
+
+        // Stream 2 is granted one more packet for each that arrives and runs
+        // to its end, while stream 1, never granted more, gets its initial
+        // credit's worth and no more.
+        let (mut slow_packets, mut slow_got) = (0u32, Vec::new());
+        let mut fast_got = Vec::new();
+        loop {
+            let p = wisp.recv().await;
+            match (p.kind, p.id) {
+                (DATA, 1) => {
+                    slow_packets += 1;
+                    assert!(slow_packets <= INITIAL, "stream 1 sent past its credit");
+                    assert!(p.payload.len() <= 64 * 1024, "{} bytes", p.payload.len());
+                    slow_got.extend_from_slice(&p.payload);
+                }
+                (DATA, 2) => {
+                    fast_got.extend_from_slice(&p.payload);
+                    wisp.send(CONTINUE, 2, &1u32.to_le_bytes()).await;
+                }
+                (CLOSE, 2) => {
+                    assert_eq!(p.payload, [0x02]);
+                    break;
+                }
+                other => panic!("unexpected packet {other:?}"),
+            }
+        }
+        assert_eq!(fast_got, fast_data, "stream 2's bytes, in order");
+        while slow_packets < INITIAL {
+            let p = wisp.recv().await;
+            assert_eq!((p.kind, p.id), (DATA, 1));
+            slow_packets += 1;
+            slow_got.extend_from_slice(&p.payload);
+        }
+        // Nothing more for stream 1 for a while, and its target is left
+        // unread: what it has written stops short of the whole.
+        let extra = packet_within(&mut wisp, Duration::from_millis(800)).await;
+        assert!(extra.is_none(), "stream 1 sent more: {extra:?}");
+        let before = written.load(Ordering::Relaxed);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let after = written.load(Ordering::Relaxed);
+        assert_eq!(before, after, "the target kept sending");
+        assert!(
+            after < slow_data.len(),
+            "the target sent everything: {after}"
+        );
+
+        // Granting resumes it: every byte arrives, in order, then the CLOSE.
+        wisp.send(CONTINUE, 1, &3u32.to_le_bytes()).await;
+        let mut granted = INITIAL + 3;
+        wisp.send(CONTINUE, 1, &1_000_000u32.to_le_bytes()).await;
+        granted += 1_000_000;
+        loop {
+            let p = wisp.recv().await;
+            match (p.kind, p.id) {
+                (DATA, 1) => {
+                    slow_packets += 1;
+                    assert!(slow_packets <= granted);
+                    slow_got.extend_from_slice(&p.payload);
+                }
+                (CLOSE, 1) => {
+                    assert_eq!(p.payload, [0x02]);
+                    break;
+                }
+                other => panic!("unexpected packet {other:?}"),
+            }
+        }
+        assert!(slow_got == slow_data, "stream 1's bytes differ");
+        let line = relay.log_line_with(" stream=1 ");
+        assert!(
+            line.contains("outcome=ok reason=\"server closed\""),
+            "{line}"
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn credit_counts_packets_exactly() {
+    bounded(async {
+        let data = pattern(8 << 20, 3);
+        let server = sending_server(data.clone()).await;
+        let relay = Relay::start(&["--allow", &allow(server), "--allow-private"]);
+        let mut wisp = relay.wisp_v2(&credit_info(&1u32.to_le_bytes(), &[])).await;
+        wisp.connect(7, TCP, "127.0.0.1", server.port()).await;
+        let mut got = Vec::new();
+        // One packet per grant: each grant brings exactly one more.
+        for round in 0..5 {
+            let p = wisp.recv().await;
+            assert_eq!((p.kind, p.id), (DATA, 7), "round {round}");
+            got.extend_from_slice(&p.payload);
+            let extra = packet_within(&mut wisp, Duration::from_millis(200)).await;
+            assert!(extra.is_none(), "round {round}: {extra:?}");
+            wisp.send(CONTINUE, 7, &1u32.to_le_bytes()).await;
+        }
+        // A CONTINUE with a short payload is malformed.
+        wisp.send(CONTINUE, 7, &[1, 0]).await;
+        loop {
+            match wisp.next().await {
+                Ok(p) => assert_eq!((p.kind, p.id), (DATA, 7)),
+                Err((code, reason)) => {
+                    assert_eq!(code, 1002);
+                    assert!(reason.contains("malformed CONTINUE"), "{reason}");
+                    break;
+                }
+            }
+        }
+        assert_eq!(&got[..], &data[..got.len()]);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn without_client_credit_nothing_changes() {
+    bounded(async {
+        let data = pattern(2 << 20, 4);
+        let server = sending_server(data.clone()).await;
+        let relay = Relay::start(&["--allow", &allow(server), "--allow-private"]);
+        // A v1 client, one that sends CONTINUEs all the same (ignored), and a
+        // v2 client whose INFO does not list the extension: all get every
+        // byte without granting anything.
+        let v1 = relay.wisp().await;
+        let v2 = relay.wisp_v2(&[2, 0]).await;
+        for (mut wisp, stray_continue) in [(v1, true), (v2, false)] {
+            wisp.connect(1, TCP, "127.0.0.1", server.port()).await;
+            if stray_continue {
+                wisp.send(CONTINUE, 1, &[0, 0]).await;
+                wisp.send(CONTINUE, 1, &0u32.to_le_bytes()).await;
+            }
+            let mut streams = HashMap::new();
+            wisp.collect(&mut streams, |s| {
+                s.get(&1).is_some_and(|s| s.closed.is_some())
+            })
+            .await;
+            assert!(streams[&1].data == data);
+            assert_eq!(streams[&1].closed, Some(0x02));
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_bad_credit_extension_closes_the_websocket() {
+    bounded(async {
+        let echo = echo_server().await;
+        let mut file = tempfile();
+        writeln!(file.1, "alice:pw").expect("write");
+        let open = Relay::start(&["--allow", &allow(echo), "--allow-private"]);
+        let auth = Relay::start(&[
+            "--allow",
+            &allow(echo),
+            "--allow-private",
+            "--wisp-auth-file",
+            &file.0,
+        ]);
+        let password = {
+            let mut ext = vec![0x02, 10, 0, 0, 0, 5, 2, 0];
+            ext.extend_from_slice(b"alicepw");
+            ext
+        };
+        for (what, body) in [
+            ("short", &[8u8, 0][..]),
+            ("empty", &[][..]),
+            ("zero", &[0u8, 0, 0, 0][..]),
+        ] {
+            // Without authentication the reader finds it; with it, the
+            // handshake does.
+            let mut wisp = open.wisp_v2(&credit_info(body, &[])).await;
+            wisp.connect(1, TCP, "127.0.0.1", echo.port()).await;
+            let p = wisp.recv().await;
+            assert_eq!(
+                (p.kind, p.id, p.payload.as_slice()),
+                (CLOSE, 0, &[0x04u8][..]),
+                "{what}"
+            );
+            let (code, reason) = wisp.next().await.expect_err("a close frame");
+            assert_eq!(code, 1002, "{what}");
+            assert!(reason.contains("client credit"), "{what}: {reason}");
+
+            let (ws, _) = auth.websocket("/wisp/", Some("wisp-v2")).await;
+            let mut wisp = Wisp { ws };
+            assert_eq!(wisp.recv().await.kind, INFO);
+            wisp.send(INFO, 0, &credit_info(body, &password)).await;
+            let p = wisp.recv().await;
+            assert_eq!(
+                (p.kind, p.id, p.payload.as_slice()),
+                (CLOSE, 0, &[0x04u8][..]),
+                "{what}, authenticated"
+            );
+            let (code, reason) = wisp.next().await.expect_err("a close frame");
+            assert_eq!(code, 1002, "{what}");
+            assert!(reason.contains("client credit"), "{what}: {reason}");
+        }
+        // With good credentials and credit, streams are paced.
+        let (ws, _) = auth.websocket("/wisp/", Some("wisp-v2")).await;
+        let mut wisp = Wisp { ws };
+        assert_eq!(wisp.recv().await.kind, INFO);
+        wisp.send(INFO, 0, &credit_info(&2u32.to_le_bytes(), &password))
+            .await;
+        assert_eq!(wisp.recv().await.kind, CONTINUE);
+        wisp.connect(1, TCP, "127.0.0.1", echo.port()).await;
+        for i in 0..3u8 {
+            wisp.send(DATA, 1, &[i]).await;
+            // Each echo in its own packet: wait for it before the next.
+            if i < 2 {
+                let p = wisp.recv().await;
+                assert_eq!((p.kind, p.id, p.payload.as_slice()), (DATA, 1, &[i][..]));
+            }
+        }
+        let third = packet_within(&mut wisp, Duration::from_millis(500)).await;
+        assert!(
+            third.is_none(),
+            "a third packet on a credit of 2: {third:?}"
+        );
+        wisp.send(CONTINUE, 1, &1u32.to_le_bytes()).await;
+        let p = wisp.recv().await;
+        assert_eq!((p.kind, p.id, p.payload.as_slice()), (DATA, 1, &[2u8][..]));
     })
     .await;
 }
