@@ -12,7 +12,10 @@ use std::sync::{Arc, Mutex};
 use js_sys::{Array, Function, Object, Reflect, Uint8Array};
 use wasm_bindgen::prelude::*;
 
-use crate::{Config, Error, Shutdown, SslError, Status, TlsClient, TlsVersion};
+use crate::{
+    Config, Error, HandshakeInfo, PipeState, Shutdown, SslError, Status, TlsClient, TlsPipe,
+    TlsVersion,
+};
 
 static PANIC_MESSAGE: Mutex<Option<String>> = Mutex::new(None);
 
@@ -351,54 +354,154 @@ impl JsConnection {
     /// once the handshake is complete, else `undefined`.
     #[wasm_bindgen(js_name = handshakeInfo)]
     pub fn handshake_info(&self) -> JsValue {
-        let Some(info) = self.tls.handshake_info() else {
-            return JsValue::UNDEFINED;
-        };
-        let obj = Object::new();
-        let set = |k: &str, v: JsValue| {
-            let _ = Reflect::set(&obj, &k.into(), &v);
-        };
-        set("protocol", info.version.name().into());
-        set("cipherSuite", info.cipher_suite.as_str().into());
-        set(
-            "group",
-            info.key_exchange_group
-                .as_deref()
-                .map(JsValue::from)
-                .unwrap_or(JsValue::NULL),
-        );
-        set(
-            "alpn",
-            info.alpn_str().map(JsValue::from).unwrap_or(JsValue::NULL),
-        );
-        set("resumed", info.resumed.into());
-        let ders = Array::new();
-        let summaries = Array::new();
-        for (der, summary) in info
-            .peer_certificates
-            .iter()
-            .zip(info.certificate_summaries())
-        {
-            ders.push(&Uint8Array::from(der.as_slice()));
-            let s = Object::new();
-            if let Some(summary) = summary {
-                let _ = Reflect::set(&s, &"subject".into(), &summary.subject.into());
-                let _ = Reflect::set(&s, &"issuer".into(), &summary.issuer.into());
-                let _ = Reflect::set(
-                    &s,
-                    &"notBefore".into(),
-                    &js_sys::Date::new(&((summary.not_before as f64) * 1000.0).into()),
-                );
-                let _ = Reflect::set(
-                    &s,
-                    &"notAfter".into(),
-                    &js_sys::Date::new(&((summary.not_after as f64) * 1000.0).into()),
-                );
-            }
-            summaries.push(&s);
+        self.tls
+            .handshake_info()
+            .map_or(JsValue::UNDEFINED, |info| info_object(&info))
+    }
+}
+
+/// `{ protocol, cipherSuite, group, alpn, resumed, peerCertificates, certificates }`.
+fn info_object(info: &HandshakeInfo) -> JsValue {
+    let obj = Object::new();
+    let set = |k: &str, v: JsValue| {
+        let _ = Reflect::set(&obj, &k.into(), &v);
+    };
+    set("protocol", info.version.name().into());
+    set("cipherSuite", info.cipher_suite.as_str().into());
+    set(
+        "group",
+        info.key_exchange_group
+            .as_deref()
+            .map(JsValue::from)
+            .unwrap_or(JsValue::NULL),
+    );
+    set(
+        "alpn",
+        info.alpn_str().map(JsValue::from).unwrap_or(JsValue::NULL),
+    );
+    set("resumed", info.resumed.into());
+    let ders = Array::new();
+    let summaries = Array::new();
+    for (der, summary) in info
+        .peer_certificates
+        .iter()
+        .zip(info.certificate_summaries())
+    {
+        ders.push(&Uint8Array::from(der.as_slice()));
+        let s = Object::new();
+        if let Some(summary) = summary {
+            let _ = Reflect::set(&s, &"subject".into(), &summary.subject.into());
+            let _ = Reflect::set(&s, &"issuer".into(), &summary.issuer.into());
+            let _ = Reflect::set(
+                &s,
+                &"notBefore".into(),
+                &js_sys::Date::new(&((summary.not_before as f64) * 1000.0).into()),
+            );
+            let _ = Reflect::set(
+                &s,
+                &"notAfter".into(),
+                &js_sys::Date::new(&((summary.not_after as f64) * 1000.0).into()),
+            );
         }
-        set("peerCertificates", ders.into());
-        set("certificates", summaries.into());
+        summaries.push(&s);
+    }
+    set("peerCertificates", ders.into());
+    set("certificates", summaries.into());
+    obj.into()
+}
+
+/// The data path: the core driven by whole buffers, one call per transport message
+/// received and one per piece written (see the core's `TlsPipe`). Each call returns a
+/// step, `{ state, consumed, plaintext?, ciphertext?, error? }`: the state
+/// (`handshaking`, `open`, `closed`, `failed`), how many input bytes it took, the
+/// plaintext for the application, the ciphertext to send, and the `TlsError` once
+/// failed. Bytes are copied once into wasm and once out.
+#[wasm_bindgen(js_name = TlsPipe)]
+pub struct JsPipe {
+    pipe: TlsPipe,
+    /// Reused for every step's plaintext, so receiving allocates nothing in wasm.
+    plaintext: Vec<u8>,
+}
+
+#[wasm_bindgen(js_class = TlsPipe)]
+impl JsPipe {
+    /// A new connection from a `TlsConfig`; its ClientHello is the first step's
+    /// ciphertext (`receive(new Uint8Array(0), 0)`).
+    #[wasm_bindgen(constructor)]
+    pub fn new(config: &JsConfig) -> Result<JsPipe, JsValue> {
+        TlsPipe::new(&config.config)
+            .map(|pipe| JsPipe {
+                pipe,
+                plaintext: Vec::new(),
+            })
+            .map_err(|err| js_error(&err))
+    }
+
+    /// Takes ciphertext from the transport and decrypts up to `budget` bytes. Offer the
+    /// bytes past `consumed` again, first, once the application has read.
+    pub fn receive(&mut self, ciphertext: &[u8], budget: u32) -> JsValue {
+        let mut plaintext = std::mem::take(&mut self.plaintext);
+        plaintext.clear();
+        let consumed = self
+            .pipe
+            .receive(ciphertext, budget as usize, &mut plaintext);
+        let step = self.step(consumed, &plaintext);
+        self.plaintext = plaintext;
+        step
+    }
+
+    /// The transport reached EOF; `receive` delivers what came before it, then the
+    /// state is `closed` (after close_notify) or `failed` (`truncated`).
+    #[wasm_bindgen(js_name = receiveEof)]
+    pub fn receive_eof(&mut self) -> JsValue {
+        self.pipe.receive_eof(0, &mut Vec::new());
+        self.step(0, &[])
+    }
+
+    /// Encrypts as much of `plaintext` as it can (all of it once open; nothing during
+    /// the handshake). Throws `invalid-state` after `close()`.
+    pub fn send(&mut self, plaintext: &[u8]) -> Result<JsValue, JsValue> {
+        let consumed = self.pipe.send(plaintext).map_err(|err| js_error(&err))?;
+        Ok(self.step(consumed, &[]))
+    }
+
+    /// Queues close_notify; data from the peer may still arrive. Throws
+    /// `invalid-state` during the handshake (close the transport instead).
+    pub fn close(&mut self) -> Result<JsValue, JsValue> {
+        self.pipe.close().map_err(|err| js_error(&err))?;
+        Ok(self.step(0, &[]))
+    }
+
+    /// What was negotiated (as `TlsConnection.handshakeInfo()`), or `undefined`.
+    #[wasm_bindgen(js_name = handshakeInfo)]
+    pub fn handshake_info(&self) -> JsValue {
+        self.pipe
+            .handshake_info()
+            .map_or(JsValue::UNDEFINED, |info| info_object(&info))
+    }
+}
+
+impl JsPipe {
+    fn step(&mut self, consumed: usize, plaintext: &[u8]) -> JsValue {
+        let obj = Object::new();
+        let set = |k: &str, v: &JsValue| {
+            let _ = Reflect::set(&obj, &k.into(), v);
+        };
+        let state = self.pipe.state();
+        set("state", &state.name().into());
+        set("consumed", &(consumed as f64).into());
+        if !plaintext.is_empty() {
+            set("plaintext", &Uint8Array::from(plaintext).into());
+        }
+        if !self.pipe.pending_ciphertext().is_empty() {
+            let bytes = self.pipe.take_ciphertext();
+            set("ciphertext", &Uint8Array::from(bytes.as_slice()).into());
+        }
+        if state == PipeState::Failed {
+            if let Some(err) = self.pipe.error() {
+                set("error", &js_error(err));
+            }
+        }
         obj.into()
     }
 }

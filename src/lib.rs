@@ -32,6 +32,7 @@ mod config;
 mod connection;
 mod error;
 mod info;
+mod pipe;
 mod roots;
 
 #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
@@ -45,6 +46,7 @@ pub use config::{Clock, Config, ConfigBuilder, FixedClock, KeyLogSink, SystemClo
 pub use connection::{Shutdown, Status, TlsClient, BUFFER_LIMIT};
 pub use error::{Error, SslError};
 pub use info::HandshakeInfo;
+pub use pipe::{PipeState, TlsPipe};
 #[cfg(feature = "bundled-roots")]
 pub use roots::bundled_trust_anchors;
 pub use roots::encode_trust_anchors;

@@ -145,7 +145,7 @@ test('close() with writes still queued before the handshake rejects them', async
     // The stream hands the chunk to the socket a moment later; the handshake is still
     // waiting for the WebSocket then.
     await new Promise((r) => setTimeout(r, 0));
-    assert.equal(socket._writes.length, 1);
+    assert.equal(socket._pump.writes.length, 1);
     await socket.close();
     await assert.rejects(pending, (err) => err.code === 'invalid-state' && /before the data was sent/.test(err.message));
   }

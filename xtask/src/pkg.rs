@@ -86,7 +86,8 @@ pub fn build(root: &Path) -> Result<Sizes, String> {
     )?;
     let roots = out.join("roots.bin");
     run(cargo(&["run", "-j2", "--quiet", "--example", "export_roots", "--"]).arg(&roots))?;
-    let js = [out.join("wasm_tls.js"), out.join("index.js")];
+    let mut js = vec![out.join("wasm_tls.js"), out.join("index.js")];
+    js.extend(js_files(&out.join("src"))?);
     let sizes = Sizes {
         wasm: file_len(&wasm)?,
         wasm_gz: gzip_len(&wasm)?,
@@ -109,4 +110,19 @@ pub fn build(root: &Path) -> Result<Sizes, String> {
         page.div_ceil(1000)
     );
     Ok(sizes)
+}
+
+/// The package's JS modules under `dir`, recursively.
+fn js_files(dir: &Path) -> Result<Vec<std::path::PathBuf>, String> {
+    let mut files = Vec::new();
+    let entries = std::fs::read_dir(dir).map_err(|err| format!("{}: {err}", dir.display()))?;
+    for entry in entries {
+        let path = entry.map_err(|err| err.to_string())?.path();
+        if path.is_dir() {
+            files.extend(js_files(&path)?);
+        } else if path.extension().is_some_and(|e| e == "js") {
+            files.push(path);
+        }
+    }
+    Ok(files)
 }
