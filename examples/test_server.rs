@@ -1,5 +1,6 @@
 //! A small rustls TLS server for the end-to-end tests and benchmarks: HTTP/1.1 responses,
-//! an SMTP-style STARTTLS upgrade, and bulk downloads. Binds 127.0.0.1 only.
+//! an SMTP-style STARTTLS upgrade, bulk downloads (`GET /bytes/N`) and an upload sink
+//! (`POST /sink` reads its Content-Length and answers the count). Binds 127.0.0.1 only.
 //!
 //! ```text
 //! cargo run --example test_server -- --cert server.pem --key server.key [--port 0]
@@ -93,6 +94,9 @@ fn serve_http(
         Some(rustls::ProtocolVersion::TLSv1_3) => "TLSv1.3",
         _ => "TLSv1.2",
     };
+    if request.starts_with("POST ") && path == "/sink" {
+        return sink(tls, content_length(&request));
+    }
     let size = path
         .strip_prefix("/bytes/")
         .and_then(|n| n.parse::<usize>().ok())
@@ -117,6 +121,37 @@ fn serve_http(
             body.len()
         )?;
     }
+    tls.conn.send_close_notify();
+    tls.flush()?;
+    Ok(())
+}
+
+/// The Content-Length of a request head, or 0.
+fn content_length(head: &str) -> usize {
+    head.lines()
+        .filter_map(|line| line.split_once(':'))
+        .find(|(name, _)| name.trim().eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, value)| value.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Reads `want` bytes of request body (or up to EOF) and answers how many it got.
+fn sink(mut tls: StreamOwned<ServerConnection, TcpStream>, want: usize) -> std::io::Result<()> {
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut got = 0;
+    while got < want {
+        let n = tls.read(&mut buf[..(want - got).min(64 * 1024)])?;
+        if n == 0 {
+            break;
+        }
+        got += n;
+    }
+    let body = format!("{got}\n");
+    write!(
+        tls,
+        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )?;
     tls.conn.send_close_notify();
     tls.flush()?;
     Ok(())

@@ -13,6 +13,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
+mod datapath;
+
 use crate::demo::{start_relay, Guard};
 use crate::pkg::{file_len, gzip_len};
 use crate::{cargo, install, pkg, run};
@@ -836,6 +838,9 @@ struct Results {
 }
 
 pub fn main(root: &Path, args: &[String]) -> Result<(), String> {
+    if let Some(result) = datapath::only(root, args) {
+        return result;
+    }
     let started = Instant::now();
     let with_levers = !args.iter().any(|a| a == "--no-levers");
     let load_before = load_average();
@@ -971,6 +976,10 @@ pub fn main(root: &Path, args: &[String]) -> Result<(), String> {
         );
     }
 
+    stages.run("data path: the package against its ceiling", || {
+        datapath::run_all(root, args, r.package.is_none())
+    });
+
     if let (true, Some((shipped_gz, raw_gz))) = (with_levers, shipped) {
         r.levers.push(LeverRow {
             name: "as shipped".into(),
@@ -1034,7 +1043,8 @@ pub fn main(root: &Path, args: &[String]) -> Result<(), String> {
     let doc = render(root, &r, &stages, total, &load_before, with_levers);
     let path = root.join("docs/benchmarks.md");
     mkdir(&root.join("docs"))?;
-    write(&path, &doc)?;
+    let old = fs::read_to_string(&path).unwrap_or_default();
+    write(&path, &datapath::keep_section(&old, doc))?;
     eprintln!("\nwrote {} ({total:.0} s in all)", path.display());
     for (name, secs, result) in &stages.done {
         eprintln!(

@@ -1,0 +1,219 @@
+//! The npm package's data path against the limit of its path: `cargo xtask bench --only
+//! datapath`, and a stage of `cargo xtask bench`. Builds the relay, the rustls test
+//! server, the package and a copy of it whose wasm keeps its function names (for the
+//! profiles), then runs `node bench/datapath.mjs`, which measures and writes its
+//! section of docs/benchmarks.md, between the markers below.
+//!
+//! Flags (after `--only datapath`, or with the whole `cargo xtask bench`):
+//! `--datapath-bytes N` (bytes per transfer, with a KiB/MiB/GiB suffix if wanted;
+//! default 256 MiB) and `--datapath-rounds N` (default 3).
+
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+
+use crate::{cargo, install, pkg, run};
+
+const BEGIN: &str = "<!-- datapath:begin -->";
+const END: &str = "<!-- datapath:end -->";
+/// Where this benchmark builds and keeps its files.
+const DIR: &str = "target/bench/datapath";
+
+/// For `cargo xtask bench --only datapath`: installs what it needs and runs; None when
+/// the command line asks for something else.
+pub fn only(root: &Path, args: &[String]) -> Option<Result<(), String>> {
+    let i = args.iter().position(|a| a == "--only")?;
+    if args.get(i + 1).map(String::as_str) != Some("datapath") {
+        return None;
+    }
+    let started = std::time::Instant::now();
+    let result = install::apt(&["clang", "openssl", "chromium", "nodejs", "npm"])
+        .and_then(|()| install::for_pkg(root))
+        .and_then(|()| install::npm(root, "tests/browser"))
+        .and_then(|()| run_all(root, args, true));
+    eprintln!(
+        "data path: {} in {:.0} s",
+        if result.is_ok() { "done" } else { "FAILED" },
+        started.elapsed().as_secs_f64()
+    );
+    Some(result)
+}
+
+/// Builds what the benchmark needs (the package too, unless `build_pkg` is false
+/// because the caller just built it) and runs bench/datapath.mjs.
+pub fn run_all(root: &Path, args: &[String], build_pkg: bool) -> Result<(), String> {
+    let dir = root.join(DIR);
+    fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    // websockify is the second relay; without it those rows are left out.
+    if let Err(e) = install::apt(&["websockify"]) {
+        eprintln!("data path: no websockify ({e}); its rows are left out");
+    }
+    run(&mut cargo(&[
+        "build",
+        "-j2",
+        "--release",
+        "-p",
+        "wasm-tls-relay",
+    ]))?;
+    run(&mut cargo(&[
+        "build",
+        "-j2",
+        "--release",
+        "-p",
+        "wasm-tls",
+        "--example",
+        "test_server",
+    ]))?;
+    if build_pkg {
+        pkg::build(root)?;
+    }
+    let named = dir.join("pkg-named");
+    let named_ok = match named_package(root, &named) {
+        Ok(()) => true,
+        Err(e) => {
+            eprintln!("data path: no copy with function names ({e}); profiles show wasm functions by index");
+            false
+        }
+    };
+    let pki = dir.join("pki");
+    crate::demo::make_pki(&pki, "wasm-tls benchmarks")?;
+
+    let mut node = Command::new("node");
+    node.arg(root.join("bench/datapath.mjs"))
+        .arg("--pki")
+        .arg(&pki)
+        .arg("--out")
+        .arg(root.join("target/bench/datapath.json"))
+        .arg("--doc")
+        .arg(root.join("docs/benchmarks.md"))
+        .current_dir(root);
+    if named_ok {
+        node.arg("--named-pkg").arg(&named);
+    }
+    let mut command = String::from("cargo xtask bench --only datapath");
+    for (flag, to) in [
+        ("--datapath-bytes", "--bytes"),
+        ("--datapath-rounds", "--rounds"),
+    ] {
+        if let Some(v) = value(args, flag) {
+            node.arg(to).arg(v);
+            command.push_str(&format!(" {flag} {v}"));
+        }
+    }
+    node.arg("--command").arg(command);
+    run(&mut node)
+}
+
+fn value<'a>(args: &'a [String], flag: &str) -> Option<&'a str> {
+    let i = args.iter().position(|a| a == flag)?;
+    args.get(i + 1).map(String::as_str)
+}
+
+/// A copy of the package whose wasm keeps its name section: the same sources, profile
+/// and `wasm-opt -Oz`, but built with `strip = "none"` and optimized with `-g` instead
+/// of `--strip-debug` (the name section kept), so that CPU profiles name the wasm
+/// functions. In its own target
+/// directory, so that the package's build is untouched.
+fn named_package(root: &Path, out: &Path) -> Result<(), String> {
+    let target = root.join(DIR).join("build");
+    run(pkg::wasm_env(&mut cargo(&[
+        "build",
+        "-j2",
+        "--lib",
+        "--target",
+        "wasm32-unknown-unknown",
+        "--profile",
+        "wasm-release",
+        "--no-default-features",
+    ]))
+    .env("CARGO_TARGET_DIR", &target)
+    .env("CARGO_PROFILE_WASM_RELEASE_STRIP", "none"))?;
+    if out.exists() {
+        fs::remove_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
+    }
+    copy_tree(&root.join("pkg"), out)?;
+    run(Command::new("wasm-bindgen")
+        .args(["--target", "web", "--out-name", "wasm_tls", "--out-dir"])
+        .arg(out)
+        .arg(target.join("wasm32-unknown-unknown/wasm-release/wasm_tls.wasm")))?;
+    let wasm = out.join("wasm_tls_bg.wasm");
+    run(
+        Command::new(root.join("xtask/npm/node_modules/.bin/wasm-opt"))
+            .args([
+                "-Oz",
+                "-g",
+                "--enable-bulk-memory",
+                "--enable-nontrapping-float-to-int",
+                "--enable-sign-ext",
+                "--enable-mutable-globals",
+                "--enable-reference-types",
+                "--enable-multivalue",
+                "--enable-simd",
+                "--strip-producers",
+            ])
+            .arg(&wasm)
+            .arg("-o")
+            .arg(&wasm),
+    )
+}
+
+/// Copies the package's files (its JS modules and roots.bin), not node_modules.
+fn copy_tree(from: &Path, to: &Path) -> Result<(), String> {
+    fs::create_dir_all(to).map_err(|e| format!("{}: {e}", to.display()))?;
+    let entries = fs::read_dir(from).map_err(|e| format!("{}: {e}", from.display()))?;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let name = entry.file_name();
+        if path.is_dir() {
+            if name != "node_modules" {
+                copy_tree(&path, &to.join(&name))?;
+            }
+        } else {
+            fs::copy(&path, to.join(&name)).map_err(|e| format!("{}: {e}", path.display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// The data-path section of `old` (docs/benchmarks.md before `cargo xtask bench`
+/// rewrote it) put into `new`: where `new` has the markers, else before "## Method",
+/// else at the end. `new` unchanged if `old` has no section.
+pub fn keep_section(old: &str, new: String) -> String {
+    let (Some(a), Some(b)) = (old.find(BEGIN), old.find(END)) else {
+        return new;
+    };
+    if b < a {
+        return new;
+    }
+    let section = &old[a..b + END.len()];
+    if let (Some(x), Some(y)) = (new.find(BEGIN), new.find(END)) {
+        if x < y {
+            return format!("{}{section}{}", &new[..x], &new[y + END.len()..]);
+        }
+    }
+    match new.find("\n## Method") {
+        Some(m) => format!("{}{section}\n\n{}", &new[..=m], &new[m + 1..]),
+        None => format!("{}\n\n{section}\n", new.trim_end()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_section_survives_a_rewrite() {
+        let old = format!("# B\n\n{BEGIN}\n## 7. x\n{END}\n\n## Method\nold\n");
+        let new = "# B\nnew\n\n## Method\nnew\n".to_owned();
+        let kept = keep_section(&old, new);
+        assert_eq!(
+            kept,
+            format!("# B\nnew\n\n{BEGIN}\n## 7. x\n{END}\n\n## Method\nnew\n")
+        );
+        assert_eq!(keep_section("# B\n", "# C\n".into()), "# C\n");
+        assert_eq!(
+            keep_section(&old, "# C".into()),
+            format!("# C\n\n{BEGIN}\n## 7. x\n{END}\n")
+        );
+    }
+}
