@@ -18,7 +18,7 @@ import { WispStream, closeAllWisp } from './src/transport/wisp.js';
 
 export { TlsConfig, TlsConnection, TlsPipe } from './wasm_tls.js';
 export { TlsError } from './src/errors.js';
-export { init } from './src/wasm.js';
+export { init, wasmMemoryBytes } from './src/wasm.js';
 export { loadBundledRoots } from './src/config.js';
 
 /**

@@ -127,7 +127,8 @@ export class Pump {
   feed(bytes, budget) {
     const step = guard(() => this.pipe.receive(bytes, budget));
     const delivered = step.plaintext ? step.plaintext.length : 0;
-    this.coreMayHold = (budget === 0 && step.consumed > 0) || (budget > 0 && delivered >= budget);
+    // A spent budget may have left plaintext in the pipe; an unspent one did not.
+    this.coreMayHold = delivered >= budget;
     if (step.consumed < bytes.length) {
       this.coreMayHold = true;
       this.park(step.consumed === 0 ? bytes : bytes.subarray(step.consumed), true);

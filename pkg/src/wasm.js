@@ -4,6 +4,7 @@ import initWasm, { takePanicMessage } from '../wasm_tls.js';
 import { TlsError } from './errors.js';
 
 let ready = null;
+let exports = null;
 
 export function isNode() {
   return typeof process !== 'undefined' && process.versions != null && process.versions.node != null;
@@ -21,7 +22,7 @@ export function init(module) {
         const { readFile } = await import('node:fs/promises');
         module = await readFile(new URL('../wasm_tls_bg.wasm', import.meta.url));
       }
-      await initWasm(module === undefined ? undefined : { module_or_path: module });
+      exports = await initWasm(module === undefined ? undefined : { module_or_path: module });
     })();
     ready.catch(() => {
       ready = null;
@@ -41,4 +42,9 @@ export function guard(fn) {
     }
     throw err;
   }
+}
+
+/** The WebAssembly module's memory, in bytes (0 before init()): it grows, never shrinks. */
+export function wasmMemoryBytes() {
+  return exports ? exports.memory.buffer.byteLength : 0;
 }

@@ -74,7 +74,7 @@ async function waitForPort(port, ms = 10000) {
   throw new Error(`nothing listens on 127.0.0.1:${port}`);
 }
 
-function track(child, name) {
+export function track(child, name) {
   children.push(child);
   child.stderrText = '';
   child.stderr?.on('data', (d) => {
