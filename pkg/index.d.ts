@@ -293,16 +293,17 @@ export type WebSocketConstructor = new (url: string, protocols?: string | string
 export interface StartTlsOptions extends Partial<TlsConfigOptions> {
   /** Reuse this configuration (and its session cache); the TLS options are then unused. */
   config?: TlsConfig;
-  /** Fail the handshake with `timeout` after this many milliseconds; 0 waits forever. */
+  /** Fail the handshake with `timeout` after this many milliseconds (default 30000); 0 waits forever. */
   handshakeTimeout?: number;
 }
 
 export interface SocketOptions extends StartTlsOptions {
   /**
-   * A raw relay's URL, e.g. 'wss://relay.example/'; the target is appended as /host:port
-   * and each connection opens its own WebSocket.
+   * A raw relay's URL, e.g. 'wss://relay.example/'; the target goes into the path as
+   * /host:port, before any query or fragment, and each connection opens its own
+   * WebSocket. Or a function that makes the URL for a target.
    */
-  relay?: string;
+  relay?: string | ((host: string, port: number) => string);
   /**
    * A Wisp endpoint, e.g. 'wss://relay.example/wisp/' (a trailing slash is added if
    * missing). Connections become streams on one WebSocket, shared by every connect() with
@@ -394,3 +395,6 @@ export function connect(target: string | SocketAddress, options?: SocketOptions)
 
 /** Closes every shared Wisp WebSocket now; their open streams fail with `aborted`. */
 export function closeAll(): void;
+
+/** The WebAssembly module's memory in bytes (0 before `init()`); it grows, never shrinks. */
+export function wasmMemoryBytes(): number;
