@@ -27,9 +27,7 @@ const EMPTY = new Uint8Array(0);
 export const yieldToEventLoop =
   typeof setImmediate === 'function'
     ? () => new Promise((resolve) => setImmediate(resolve))
-    : typeof globalThis.scheduler?.yield === 'function'
-      ? () => globalThis.scheduler.yield()
-      : () =>
+    : () =>
           new Promise((resolve) => {
             const channel = new MessageChannel();
             channel.port1.onmessage = () => resolve();
@@ -214,10 +212,12 @@ export class Pump {
       while (this.writes.length > 0 && this.state === 'open' && !this.stopped) {
         const w = this.writes[0];
         while (w.offset < w.bytes.length) {
+          // A drain may come as a microtask of the same task (WebSocketStream), so only a
+          // yield starts a new slice of work.
           if (this.transport.bufferedAmount > LIMITS.sendHighWater) {
             await this.transport.drained(LIMITS.sendHighWater);
-            sliceStart = performance.now();
-          } else if (performance.now() - sliceStart > LIMITS.sliceMs) {
+          }
+          if (performance.now() - sliceStart > LIMITS.sliceMs) {
             await yieldToEventLoop();
             sliceStart = performance.now();
           }

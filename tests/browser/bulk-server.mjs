@@ -61,7 +61,8 @@ function receive(sock, bytes, first) {
   if (bytes === 0) take(Buffer.alloc(0));
 }
 
-const server = tls.createServer({ cert, key }, (sock) => {
+// The client's cipher-suite order decides, as with nginx's defaults.
+const server = tls.createServer({ cert, key, honorCipherOrder: false }, (sock) => {
   sock.on('error', () => {});
   let head = Buffer.alloc(0);
   const onHead = (d) => {
