@@ -1403,3 +1403,212 @@ fn close_notify_during_the_handshake_is_a_clean_close() {
     assert_eq!(client.read(&mut buf), Ok(Status::Closed));
     assert_eq!(client.write(b"x"), Ok(Status::Closed));
 }
+
+// ---- TlsPipe: the core driven by whole buffers ----
+
+mod pipe {
+    use super::*;
+    use wasm_tls::{PipeState, TlsPipe};
+
+    /// A rustls server in memory, fed and drained in whole buffers.
+    struct Server(ServerConnection, Vec<u8>);
+
+    impl Server {
+        fn new() -> Self {
+            let mut conn = ServerConnection::new(SERVER_CONFIG.clone()).expect("server");
+            conn.set_buffer_limit(None);
+            Self(conn, Vec::new())
+        }
+
+        fn receive(&mut self, mut bytes: &[u8]) {
+            while !bytes.is_empty() {
+                self.0.read_tls(&mut bytes).expect("server read_tls");
+                self.0.process_new_packets().expect("server process");
+                let _ = self.0.reader().read_to_end(&mut self.1);
+            }
+        }
+
+        fn output(&mut self) -> Vec<u8> {
+            let mut out = Vec::new();
+            while self.0.wants_write() {
+                self.0.write_tls(&mut out).expect("server write_tls");
+            }
+            out
+        }
+
+        fn read_all(&mut self) -> Vec<u8> {
+            let _ = self.0.reader().read_to_end(&mut self.1);
+            std::mem::take(&mut self.1)
+        }
+    }
+
+    /// A pipe and a server with the handshake done; the server's NewSessionTicket
+    /// messages are still on their way to the client.
+    fn open_pair() -> (TlsPipe, Server) {
+        let mut pipe = TlsPipe::new(&client_config()).expect("pipe");
+        let mut server = Server::new();
+        let mut plaintext = Vec::new();
+        for _ in 0..10 {
+            server.receive(&pipe.take_ciphertext());
+            let out = server.output();
+            if pipe.state() == PipeState::Open && out.is_empty() {
+                break;
+            }
+            assert_eq!(pipe.receive(&out, 0, &mut plaintext), out.len());
+        }
+        assert_eq!(pipe.state(), PipeState::Open);
+        assert!(plaintext.is_empty());
+        (pipe, server)
+    }
+
+    #[test]
+    fn the_client_hello_is_ready_at_once() {
+        let mut pipe = TlsPipe::new(&client_config()).expect("pipe");
+        assert_eq!(pipe.state(), PipeState::Handshaking);
+        assert!(!pipe.take_ciphertext().is_empty());
+        assert!(pipe.take_ciphertext().is_empty());
+    }
+
+    #[test]
+    fn whole_messages_in_one_call_each_way() {
+        let (mut pipe, mut server) = open_pair();
+        let data = pseudo_random_bytes(300_000, 11);
+        assert_eq!(pipe.send(&data), Ok(data.len()));
+        server.receive(&pipe.take_ciphertext());
+        assert_eq!(server.read_all(), data);
+
+        server.0.writer().write_all(&data).expect("server write");
+        let flight = server.output();
+        let mut plaintext = Vec::new();
+        // One call takes the whole flight when the budget allows.
+        assert_eq!(
+            pipe.receive(&flight, usize::MAX, &mut plaintext),
+            flight.len()
+        );
+        assert_eq!(plaintext, data);
+    }
+
+    #[test]
+    fn a_spent_budget_leaves_the_rest_to_the_host_in_order() {
+        let (mut pipe, mut server) = open_pair();
+        let data = pseudo_random_bytes(500_000, 12);
+        server.0.writer().write_all(&data).expect("server write");
+        let mut pending = server.output();
+        let mut plaintext = Vec::new();
+        let mut calls = 0;
+        // A reader that takes 10,000 bytes at a time: the pipe consumes only what it can
+        // hold, and the host offers the rest again.
+        while plaintext.len() < data.len() {
+            calls += 1;
+            assert!(calls < 10_000, "no progress");
+            let before = plaintext.len();
+            let consumed = pipe.receive(&pending, 10_000, &mut plaintext);
+            assert!(plaintext.len() - before <= 10_000);
+            pending.drain(..consumed);
+        }
+        assert_eq!(plaintext, data);
+        assert!(pending.is_empty());
+        // A budget of nothing delivers nothing and takes at most what the core holds.
+        server.0.writer().write_all(&data).expect("server write");
+        let flight = server.output();
+        let consumed = pipe.receive(&flight, 0, &mut plaintext);
+        assert!(consumed < flight.len());
+        assert_eq!(plaintext.len(), data.len());
+    }
+
+    #[test]
+    fn close_notify_closes_after_the_data_and_eof_without_it_truncates() {
+        let (mut pipe, mut server) = open_pair();
+        server
+            .0
+            .writer()
+            .write_all(b"last words")
+            .expect("server write");
+        server.0.send_close_notify();
+        let flight = server.output();
+        let mut plaintext = Vec::new();
+        pipe.receive(&flight, 4, &mut plaintext);
+        assert_eq!(plaintext, b"last");
+        assert_eq!(pipe.state(), PipeState::Open);
+        pipe.receive(&[], 100, &mut plaintext);
+        assert_eq!(plaintext, b"last words");
+        assert_eq!(pipe.state(), PipeState::Closed);
+        assert!(pipe.error().is_none());
+
+        let (mut pipe, mut server) = open_pair();
+        server.0.writer().write_all(b"cut").expect("server write");
+        let flight = server.output();
+        let mut plaintext = Vec::new();
+        pipe.receive(&flight, 0, &mut plaintext);
+        pipe.receive_eof(0, &mut plaintext);
+        // The data before the EOF first, then the truncation.
+        pipe.receive(&[], 100, &mut plaintext);
+        assert_eq!(plaintext, b"cut");
+        assert_eq!(pipe.state(), PipeState::Failed);
+        assert_eq!(pipe.error().map(Error::code), Some("truncated"));
+    }
+
+    #[test]
+    fn eof_during_the_handshake_is_an_unexpected_eof() {
+        let mut pipe = TlsPipe::new(&client_config()).expect("pipe");
+        pipe.take_ciphertext();
+        pipe.receive_eof(0, &mut Vec::new());
+        assert_eq!(pipe.state(), PipeState::Failed);
+        assert_eq!(pipe.error().map(Error::code), Some("unexpected-eof"));
+    }
+
+    #[test]
+    fn a_failure_leaves_the_alert_to_send() {
+        let config = Config::builder("other.test")
+            .without_bundled_roots()
+            .add_roots_pem(&PKI.ca_pem)
+            .build()
+            .expect("config");
+        let mut pipe = TlsPipe::new(&config).expect("pipe");
+        let mut server = Server::new();
+        server.receive(&pipe.take_ciphertext());
+        let flight = server.output();
+        // Bytes after the failure are consumed and discarded.
+        assert_eq!(pipe.receive(&flight, 100, &mut Vec::new()), flight.len());
+        assert_eq!(pipe.state(), PipeState::Failed);
+        assert_eq!(
+            pipe.error().map(Error::code),
+            Some("certificate-name-mismatch")
+        );
+        let alert = pipe.take_ciphertext();
+        assert!(!alert.is_empty(), "no alert for the server");
+        let err = {
+            let mut bytes = alert.as_slice();
+            server.0.read_tls(&mut bytes).expect("read_tls");
+            server.0.process_new_packets().expect_err("the alert")
+        };
+        assert!(matches!(err, rustls::Error::AlertReceived(_)), "{err:?}");
+    }
+
+    #[test]
+    fn sending_waits_for_the_handshake_and_stops_at_close() {
+        let mut pipe = TlsPipe::new(&client_config()).expect("pipe");
+        assert_eq!(pipe.send(b"early"), Ok(0));
+        let (mut pipe2, mut server) = open_pair();
+        pipe2.close().expect("close");
+        let mut bytes = &pipe2.take_ciphertext()[..];
+        server.0.read_tls(&mut bytes).expect("read_tls");
+        assert!(server
+            .0
+            .process_new_packets()
+            .expect("state")
+            .peer_has_closed());
+        let err = pipe2.send(b"late").expect_err("write after close");
+        assert_eq!(err.code(), "invalid-state");
+        // A misuse does not fail the connection: the peer's data still arrives.
+        assert_eq!(pipe2.state(), PipeState::Open);
+        server.0.writer().write_all(b"reply").expect("server write");
+        let flight = server.output();
+        let mut plaintext = Vec::new();
+        pipe2.receive(&flight, 100, &mut plaintext);
+        assert_eq!(plaintext, b"reply");
+        // Closing during the handshake is refused: close the transport instead.
+        assert_eq!(pipe.close().map_err(|e| e.code()), Err("invalid-state"));
+        assert_eq!(pipe.state(), PipeState::Handshaking);
+    }
+}
