@@ -6,6 +6,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::{BufMut, BytesMut};
+use futures_util::future::poll_immediate;
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -32,8 +34,13 @@ pub(crate) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 pub(crate) const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long the lingering close waits for the client to stop sending.
 const LINGER: Duration = Duration::from_secs(2);
-/// Largest read from the target, and so the largest message sent to the client.
+/// A Wisp DATA packet's largest payload, and the raw mode's first read from
+/// its target.
 pub(crate) const CHUNK: usize = 64 * 1024;
+/// The raw mode's largest read from its target, and so the largest message it
+/// sends (within `--max-message`): reads grow from [`CHUNK`] to this while the
+/// target has more ready and the client keeps up.
+const MAX_READ: usize = 256 * 1024;
 /// Close reasons must fit a control frame (125 bytes) with the 2-byte code.
 const MAX_REASON: usize = 123;
 /// The only subprotocol spoken; websockify's `base64` is not.
@@ -381,7 +388,8 @@ async fn pump(ws: Ws, tcp: TcpStream, cfg: &Config, stats: &mut Stats) -> Outcom
         let ms = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
         last_activity.store(ms, Ordering::Relaxed);
     };
-    let chunk = CHUNK.min(cfg.max_message);
+    let first_read = CHUNK.min(cfg.max_message);
+    let max_read = MAX_READ.min(cfg.max_message).max(first_read);
     let max_message = cfg.max_message;
     let (up, down) = (&mut stats.up, &mut stats.down);
 
@@ -414,18 +422,39 @@ async fn pump(ws: Ws, tcp: TcpStream, cfg: &Config, stats: &mut Stats) -> Outcom
     };
 
     let server_to_client = async {
-        let mut buf = vec![0u8; chunk];
+        let mut buf = BytesMut::new();
+        let mut want = first_read;
         loop {
-            let n = match tcp_read.read(&mut buf).await {
+            // Read in place: the message takes the bytes without a copy here.
+            buf.reserve(want);
+            let mut room = (&mut buf).limit(want);
+            let n = match tcp_read.read_buf(&mut room).await {
                 Ok(0) => return End::ServerEof,
                 Ok(n) => n,
                 Err(e) => return End::TargetError(format!("read from target: {e}")),
             };
             // `send` flushes, so a slow client slows the target down instead
             // of growing a buffer here.
-            if let Err(e) = sink.send(Message::binary(buf[..n].to_vec())).await {
-                return End::ClientError(e.to_string());
-            }
+            let mut send = std::pin::pin!(sink.send(Message::binary(buf.split().freeze())));
+            let waited = match poll_immediate(&mut send).await {
+                Some(Ok(())) => false,
+                Some(Err(e)) => return End::ClientError(e.to_string()),
+                None => {
+                    if let Err(e) = send.await {
+                        return End::ClientError(e.to_string());
+                    }
+                    true
+                }
+            };
+            // A full read means more is probably waiting. If the client also
+            // took the message at once, read more next time: fewer, larger
+            // messages cost both sides less. After a wait, back to small
+            // messages, which a slow client can use sooner.
+            want = if n == want && !waited {
+                (want * 2).min(max_read)
+            } else {
+                first_read
+            };
             *down += n as u64;
             touch();
         }

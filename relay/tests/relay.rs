@@ -11,9 +11,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use tokio::io::AsyncWriteExt;
-use tokio::net::TcpListener;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::mpsc as tokio_mpsc;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
 use common::{sending_server, Client, Relay};
@@ -536,4 +537,99 @@ fn help_prints_usage() {
         .output()
         .expect("run with a bad pattern");
     assert_eq!(bad.status.code(), Some(2));
+}
+
+/// A server that sends `len` bytes, byte `i` being `i % 251`, to each client
+/// in 64 KiB writes, then closes; the counter says how much the kernel has
+/// taken so far.
+async fn streaming_server(len: usize) -> (SocketAddr, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let written = Arc::new(AtomicUsize::new(0));
+    let count = written.clone();
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            let count = count.clone();
+            tokio::spawn(async move {
+                let block: Vec<u8> = (0..251 * 261).map(|i| (i % 251) as u8).collect();
+                let mut sent = 0;
+                while sent < len {
+                    // 251 × 261 bytes: every write starts the pattern anew.
+                    let n = block.len().min(len - sent);
+                    if sock.write_all(&block[..n]).await.is_err() {
+                        return;
+                    }
+                    sent += n;
+                    count.fetch_add(n, Ordering::Relaxed);
+                }
+                let _ = sock.shutdown().await;
+                let mut buf = [0u8; 1024];
+                while matches!(sock.read(&mut buf).await, Ok(n) if n > 0) {}
+            });
+        }
+    });
+    (addr, written)
+}
+
+/// The relay's peak resident memory, from /proc (Linux only).
+fn peak_rss_kib(relay: &Relay) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", relay.child.id())).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+#[tokio::test]
+async fn a_client_that_does_not_read_slows_the_target() {
+    let body = async {
+        // More than every socket buffer on the way can hold.
+        let total = 96 << 20;
+        let (server, written) = streaming_server(total).await;
+        let allow = format!("127.0.0.1:{}", server.port());
+        let relay = Relay::start(&["--allow", &allow, "--allow-private"]);
+        let socket = TcpSocket::new_v4().expect("socket");
+        socket.set_recv_buffer_size(64 * 1024).expect("rcvbuf");
+        let tcp = socket.connect(relay.addr).await.expect("connect relay");
+        let request = format!("ws://{}/{allow}", relay.addr)
+            .into_client_request()
+            .expect("request");
+        let (mut ws, _) = tokio_tungstenite::client_async(request, tcp)
+            .await
+            .expect("websocket handshake");
+        // The client reads nothing: the target's progress comes to a stop
+        // well short of the whole, and the relay holds little of it.
+        let mut last = usize::MAX;
+        for _ in 0..50 {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let now = written.load(Ordering::Relaxed);
+            if now == last {
+                break;
+            }
+            last = now;
+        }
+        assert!(last > 0, "the target sent nothing");
+        assert!(last < total / 2, "the target sent {last} bytes unhindered");
+        if let Some(kib) = peak_rss_kib(&relay) {
+            assert!(kib < 48 * 1024, "peak RSS {kib} KiB");
+        }
+        // Reading again resumes it, every byte in order.
+        let mut got = 0usize;
+        while got < total {
+            match ws.next().await {
+                Some(Ok(Message::Binary(d))) => {
+                    for (k, b) in d.iter().enumerate() {
+                        if *b != ((got + k) % 251) as u8 {
+                            panic!("byte {} differs", got + k);
+                        }
+                    }
+                    got += d.len();
+                }
+                other => panic!("after {got} bytes: {other:?}"),
+            }
+        }
+        assert_eq!(got, total);
+        assert_eq!(expect_close(&mut ws).await, (1000, String::new()));
+    };
+    tokio::time::timeout(Duration::from_secs(60), body)
+        .await
+        .expect("test timed out");
 }
