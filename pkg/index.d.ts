@@ -297,6 +297,12 @@ export interface StartTlsOptions extends Partial<TlsConfigOptions> {
   handshakeTimeout?: number;
 }
 
+/** A bidirectional byte stream, as the `transport` option takes it. */
+export interface ByteStreams {
+  readable: ReadableStream<Uint8Array>;
+  writable: WritableStream<Uint8Array>;
+}
+
 export interface SocketOptions extends StartTlsOptions {
   /**
    * A raw relay's URL, e.g. 'wss://relay.example/'; the target goes into the path as
@@ -320,6 +326,12 @@ export interface SocketOptions extends StartTlsOptions {
    * opening one; not with `wisp`.
    */
   webSocket?: WebSocketLike;
+  /**
+   * Byte streams already connected to the target, used instead of a relay: a Cloudflare
+   * Workers socket, `Duplex.toWeb(net.Socket)`, a WebTransport bidirectional stream; or a
+   * function that returns them (or a promise of them).
+   */
+  transport?: ByteStreams | (() => ByteStreams | Promise<ByteStreams>);
   /**
    * Use the browser's WebSocketStream for a raw relay when there is one (default true):
    * it pushes back on the relay when the application does not read.

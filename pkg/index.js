@@ -12,7 +12,8 @@
 
 import { TlsError } from './src/errors.js';
 import { Socket } from './src/socket.js';
-import { parseTarget } from './src/target.js';
+import { formatTarget, parseTarget } from './src/target.js';
+import { StreamTransport } from './src/transport/streams.js';
 import { RelayTransport } from './src/transport/websocket.js';
 import { WispStream, closeAllWisp } from './src/transport/wisp.js';
 
@@ -27,7 +28,9 @@ export { loadBundledRoots } from './src/config.js';
  *
  * With `relay`, each connection opens its own WebSocket to relay/host:port. With
  * `wisp` (a Wisp endpoint, e.g. 'wss://relay.example/wisp/'), connections become
- * streams on one shared WebSocket, opened on first use and reopened after a drop.
+ * streams on one shared WebSocket, opened on first use and reopened after a drop. With
+ * `transport` ({ readable, writable } byte streams already connected to the target, or
+ * a function that returns them), no relay is involved.
  * pkg/README.md lists the options.
  */
 export function connect(target, options = {}) {
@@ -36,7 +39,11 @@ export function connect(target, options = {}) {
   if (!['on', 'starttls', 'off'].includes(mode)) {
     throw new TlsError('invalid-config', `secureTransport must be 'on', 'starttls' or 'off', not '${mode}'`);
   }
-  const transport = options.wisp ? new WispStream(options, host, port) : new RelayTransport(options, host, port);
+  const transport = options.transport
+    ? new StreamTransport(options.transport, formatTarget(host, port))
+    : options.wisp
+      ? new WispStream(options, host, port)
+      : new RelayTransport(options, host, port);
   return new Socket(transport, host, options, mode === 'on');
 }
 

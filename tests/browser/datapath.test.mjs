@@ -8,7 +8,9 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createHash, randomFillSync } from 'node:crypto';
 import { readdirSync } from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
+import { Duplex } from 'node:stream';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { WebSocket } from 'ws';
 import * as h from './harness.mjs';
@@ -81,6 +83,8 @@ function transportOptions(kind, where) {
   if (kind === 'raw') return { ...base, ...ws, relay: relay.url };
   if (kind === 'wisp') return { ...base, ...ws, wisp: relay.wisp };
   if (kind === 'websocket') return { ...base, relay: relay.url, webSocketStream: false };
+  // No relay: the socket's own byte streams over a TCP connection.
+  if (kind === 'tcp') return { ...base, transport: () => Duplex.toWeb(net.connect(bulk.port, '127.0.0.1')) };
   throw new Error(kind);
 }
 
@@ -154,6 +158,14 @@ for (const kind of ['raw', 'wisp']) {
     assertWhole(await inPage('download', kind, { bytes: BYTES, reader: 'slow' }), kind);
   });
 }
+
+test('Node.js, the transport option over net.Socket (no relay): a pausing reader and a large write', { timeout: 120000 }, async () => {
+  assertWhole(await inNode('download', 'tcp', { bytes: BYTES, reader: 'pause', pauseMs: 5000 }), 'tcp');
+  const data = randomBytes(64 * MiB);
+  const expected = createHash('sha256').update(data).digest('hex');
+  const r = await scenarios.upload(wasmTls, target(), transportOptions('tcp', 'node'), data, expected);
+  assert.ok(r.ok && r.same, JSON.stringify(r));
+});
 
 test('Chromium, a plain WebSocket (no backpressure): parks up to receiveBufferLimit, then says so', { timeout: 60000 }, async () => {
   const fast = await inPage('download', 'websocket', { bytes: 64 * MiB, reader: 'fast' });

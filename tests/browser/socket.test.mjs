@@ -203,3 +203,11 @@ test('targets need a host without URL delimiters and a port from 1 to 65535', ()
     assert.throws(() => wasmTls.connect(bad, { relay: 'ws://127.0.0.1:9', WebSocket }), (err) => err.code === 'invalid-config', JSON.stringify(bad));
   }
 });
+
+test('the target goes into the relay URL\'s path, before its query and fragment', async () => {
+  const { relayUrl } = await import('../../pkg/src/target.js');
+  assert.equal(relayUrl('ws://relay.example/', 'db.example', 5432), 'ws://relay.example/db.example:5432');
+  assert.equal(relayUrl('wss://relay.example/tls/?token=a%20b', 'h', 1), 'wss://relay.example/tls/h:1?token=a%20b');
+  assert.equal(relayUrl('ws://relay.example?x=1#frag', '::1', 443), 'ws://relay.example/[::1]:443?x=1#frag');
+  assert.equal(relayUrl((host, port) => `ws://r/${port}/${host}`, 'h', 2), 'ws://r/2/h');
+});
