@@ -21,7 +21,7 @@ export const LIMITS = Object.freeze({
   /** Bytes queued in the transport before a writer waits for it to drain. */
   sendHighWater: 1024 * 1024,
   /** Milliseconds of work before the data path yields to the event loop. */
-  sliceMs: 8,
+  sliceMs: 4,
   /** Default handshake timeout, milliseconds. */
   handshakeTimeout: 30000,
 });
