@@ -327,6 +327,11 @@ export interface SocketOptions extends StartTlsOptions {
    */
   webSocket?: WebSocketLike;
   /**
+   * Milliseconds a shared Wisp WebSocket stays open after its last stream ends (default
+   * 5000; 0 closes it at once). In Node.js an idle one never keeps the process alive.
+   */
+  wispLinger?: number;
+  /**
    * Byte streams already connected to the target, used instead of a relay: a Cloudflare
    * Workers socket, `Duplex.toWeb(net.Socket)`, a WebTransport bidirectional stream; or a
    * function that returns them (or a promise of them).

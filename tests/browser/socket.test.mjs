@@ -211,3 +211,30 @@ test('the target goes into the relay URL\'s path, before its query and fragment'
   assert.equal(relayUrl('ws://relay.example?x=1#frag', '::1', 443), 'ws://relay.example/[::1]:443?x=1#frag');
   assert.equal(relayUrl((host, port) => `ws://r/${port}/${host}`, 'h', 2), 'ws://r/2/h');
 });
+
+test('in Node.js an idle shared Wisp WebSocket does not keep the process alive', { timeout: 30000 }, async () => {
+  const { spawn } = await import('node:child_process');
+  const script = `
+    import { WebSocket } from 'ws';
+    import { connect } from ${JSON.stringify(new URL('../../pkg/index.js', import.meta.url).href)};
+    const socket = connect(${JSON.stringify(at(echo))}, { wisp: ${JSON.stringify(relay.wisp)}, WebSocket, secureTransport: 'off' });
+    await socket.opened;
+    const writer = socket.writable.getWriter();
+    await writer.write('ping');
+    const { value } = await socket.readable.getReader().read();
+    await socket.close();
+    console.log('closed', new TextDecoder().decode(value));
+  `;
+  const child = spawn(process.execPath, ['--input-type=module', '-e', script], { cwd: h.root + '/tests/browser', stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  let closedAt = 0;
+  child.stdout.on('data', (d) => {
+    out += d;
+    if (!closedAt && out.includes('closed')) closedAt = Date.now();
+  });
+  const code = await new Promise((resolve) => child.on('exit', resolve));
+  assert.equal(code, 0);
+  assert.match(out, /closed ping/);
+  // Well before the 5 s the WebSocket lingers for the next connect().
+  assert.ok(Date.now() - closedAt < 2000, `the process lived ${Date.now() - closedAt} ms after its last socket closed`);
+});

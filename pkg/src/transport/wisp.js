@@ -21,7 +21,7 @@ const SUBPROTOCOL = 'wisp-v2'; // what @mercuryworkshop/wisp-js offers for v2
 const MAX_PAYLOAD = 64 * 1024; // per DATA packet: well under servers' message limits
 const QUEUE_LIMIT = 16 << 20; // bytes one stream may queue while it has no credit
 const HANDSHAKE_MS = 10000;
-const IDLE_MS = 5000; // a WebSocket with no streams closes after this long
+const IDLE_MS = 5000; // a WebSocket with no streams closes after this long (wispLinger)
 const CLOSE_LINGER_MS = 10000; // a closing stream waits this long for credit
 /** Packets of credit each stream grants the server (client-credit extension). */
 export const RECEIVE_WINDOW = 32;
@@ -151,6 +151,7 @@ export class WispConnection {
   add(stream) {
     clearTimeout(this._idleTimer);
     this._idleTimer = null;
+    if (this.channel.ref) this.channel.ref();
     let id = this.nextId;
     while (id === 0 || this.streams.has(id) || this.pending.some((s) => s.id === id)) {
       id = (id + 1) >>> 0;
@@ -199,10 +200,18 @@ export class WispConnection {
 
   _idleCheck() {
     if (this.streams.size === 0 && this.pending.length === 0 && !this.closed && !this._idleTimer) {
+      const linger = this.options.wispLinger ?? IDLE_MS;
+      if (linger <= 0) {
+        this.close();
+        return;
+      }
       this._idleTimer = setTimeout(() => {
         this._idleTimer = null;
         if (this.streams.size === 0 && this.pending.length === 0) this.close();
-      }, IDLE_MS);
+      }, linger);
+      // In Node.js an idle WebSocket, and its timer, do not keep the process alive.
+      if (this._idleTimer.unref) this._idleTimer.unref();
+      if (this.channel.unref) this.channel.unref();
     }
   }
 
