@@ -35,7 +35,7 @@ export const CATEGORY_NAMES = {
 /** Buckets for the wasm module's own functions, by name (names are kept in the profiled copy). */
 function wasmBucket(name) {
   if (/chacha|poly1305|aes|gcm|ghash|gfmul|x25519|p256|ecp_|sha256|sha512|ring_core|LIMBS|bn_mul/i.test(name)) return 'cipher';
-  if (/^(memcpy|memmove|memset|memcmp|compiler_builtins::mem)/.test(name) || /\bmem(cpy|move|set)\b/.test(name)) return 'copies';
+  if (/^(memcpy|memmove|memset|memcmp|compiler_builtins::mem)|\bmem(cpy|move|set)\b|::(resize|extend_from_slice|copy_from_slice|copy_within)\b/.test(name)) return 'copies and fills';
   if (/dlmalloc|malloc|__rust_(alloc|dealloc|realloc)|\bfree\b|alloc::raw_vec|RawVec/.test(name)) return 'allocator';
   if (/^(js-to-wasm|wasm-to-js)/.test(name)) return 'boundary';
   if (/^wasm-function\[\d+\]$|^\$?func\d+$/.test(name)) return 'unnamed';

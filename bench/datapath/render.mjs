@@ -90,7 +90,7 @@ function boundOf(r, mainThread) {
 }
 
 function rowName(r) {
-  const what = { pkg: 'package', ceiling: 'ceiling', native: 'Node TLS (ChaCha20-Poly1305)', 'native-default': "Node TLS (OpenSSL's default suite)" }[r.what] || r.what;
+  const what = { pkg: 'package', ceiling: 'ceiling', 'pkg-playwright': 'package in a playwright page', 'ceiling-playwright': 'ceiling in a playwright page', native: 'Node TLS (ChaCha20-Poly1305)', 'native-default': "Node TLS (OpenSSL's default suite)" }[r.what] || r.what;
   const transport = r.host === 'node' ? NODE_TRANSPORTS[r.transport] : TRANSPORTS[r.transport];
   return `${r.host === 'node' ? 'Node' : 'Chromium'}, ${r.relay}, ${transport}, ${r.kind}, ${what}`;
 }
@@ -134,7 +134,7 @@ export function render(out) {
   L.push('');
   L.push(
     `Written by \`${a.command}\` (\`node bench/datapath.mjs\`, a stage of \`cargo xtask bench\` too) on ${out.date.slice(0, 16).replace('T', ' ')} UTC, ${Math.round(out.seconds)} s. ` +
-      `Every figure below comes from that one run: ${a.bytes / MiB} MiB per transfer, median of ${a.rounds} rounds; within a round the package and its ceiling run one after the other, so that a busy moment weighs on both.`,
+      `Every figure below comes from that one run: ${a.bytes / MiB} MiB per transfer, median of ${a.rounds} rounds; within a round the package and its ceiling run one after the other, so that a busy moment weighs on both, and a transfer during which processes outside the benchmark kept more than half a CPU busy (from /proc) was run again once, keeping the quieter run (${res.reduce((n, r) => n + r.rounds.filter((x) => x.repeated).length, 0)} of ${res.reduce((n, r) => n + r.rounds.length, 0)} here).`,
   );
   L.push('');
   L.push('| | |');
@@ -185,6 +185,20 @@ export function render(out) {
     }
   }
   L.push('');
+  const pwRows = ['download', 'upload'].map((kind) => [kind, get('chromium', 'wasm-tls-relay', 'ws', 'pkg-playwright', kind), get('chromium', 'wasm-tls-relay', 'ws', 'ceiling-playwright', kind)]);
+  if (pwRows.some(([, p, c]) => p || c)) {
+    L.push(
+      "These pages are driven over the DevTools protocol directly (`bench/datapath/cdp.mjs`): playwright, which launches the browser, enables the Network domain on its own pages, and Chromium then reports every WebSocket frame to it, payload and all. The same rows in one of playwright's pages (wasm-tls-relay, WebSocket), as tests/browser and `bench/chromium.mjs` drive theirs:",
+    );
+    L.push('');
+    L.push('| direction | package, playwright page | ceiling, playwright page | package ÷ ceiling | the ceiling above ÷ this one |');
+    L.push('|---|---:|---:|---:|---:|');
+    for (const [kind, p, c] of pwRows) {
+      const raw = get('chromium', 'wasm-tls-relay', 'ws', 'ceiling', kind);
+      L.push(`| ${kind} | ${mbps(p && p.mbps)} | ${mbps(c && c.mbps)} | ${r2(ratio(p && p.mbps, c && c.mbps))} | ${r2(ratio(raw && raw.mbps, c && c.mbps))} |`);
+    }
+    L.push('');
+  }
   const wsRelay = get('chromium', 'wasm-tls-relay', 'ws', 'ceiling', 'download');
   const wsFy = get('chromium', 'websockify', 'ws', 'ceiling', 'download');
   if (wsRelay && wsFy && wsRelay.mbps && wsFy.mbps) {
@@ -252,11 +266,11 @@ export function render(out) {
   L.push('');
   L.push(
     `Measured, per row: the CPU each process and thread used during the timed transfer (the round nearest the median), from /proc (CPU-seconds per second; "others" are processes outside the benchmark), and a CPU profile of one more transfer of ${a.profileBytes / MiB} MiB with V8's sampling profiler (every ${a.interval} µs; in Chromium through CDP \`Profiler.start\`, in Node through \`node:inspector\` in the process), its self time by category as shares of the busy (non-idle) time of the JavaScript thread. ` +
-      `${res.some((r) => r.profile && r.profile.named) ? "The profiled package's wasm keeps its function names (the same `wasm-opt -Oz` without `--strip-debug`), so the wasm splits into the cipher (ring), copies (memcpy, memmove), the allocator and the rest (rustls, the bindings). " : ''}` +
+      `${res.some((r) => r.profile && r.profile.named) ? "The profiled package's wasm keeps its function names (the same `wasm-opt -Oz` without `--strip-debug`), so the wasm splits into the cipher (ring), copies and fills (memcpy, memmove, memset, \`Vec::resize\`, \`extend_from_slice\`), the allocator and the rest (rustls, the bindings). " : ''}` +
       'The bound named first is a thread at ≥ 85% of a CPU, else the machine\'s CPUs if ≥ 90% busy, else none.',
   );
   L.push('');
-  const order = (r) => [r.host === 'chromium' ? 0 : 1, r.relay, Object.keys(TRANSPORTS).indexOf(r.transport), r.kind, ['pkg', 'native', 'native-default', 'ceiling'].indexOf(r.what)];
+  const order = (r) => [r.host === 'chromium' ? 0 : 1, r.relay, Object.keys(TRANSPORTS).indexOf(r.transport), r.kind, ['pkg', 'native', 'native-default', 'ceiling', 'pkg-playwright', 'ceiling-playwright'].indexOf(r.what)];
   const sorted = res.slice().sort((x, y) => {
     const a1 = order(x);
     const b1 = order(y);
@@ -268,6 +282,24 @@ export function render(out) {
     L.push(`- **${rowName(r)}** (${mbps(r.mbps)} MB/s): bounded by ${boundOf(r, main)}. CPUs: ${cpuLine(r.cpu)}.`);
   }
   L.push('');
+  const profiled = sorted.filter((r) => r.profile && r.profile.bytes);
+  if (profiled.length) {
+    const cats = ['wasm', 'glue', 'package', 'bench', 'ws', 'node', 'builtins', 'other JS', 'native', 'GC'];
+    const used = cats.filter((c) => profiled.some((r) => r.profile.categories.some((x) => x.name === c && x.ms > 0)));
+    L.push("The JavaScript thread's busy time per MiB moved, by category, from the same profiles (ms per MiB; the package's rows next to their ceiling's show what TLS and the package add):");
+    L.push('');
+    L.push(`| row | busy | ${used.map((c) => CATEGORY_NAMES[c] || c).join(' | ')} |`);
+    L.push(`|---|---:|${used.map(() => '---:').join('|')}|`);
+    for (const r of profiled) {
+      const perMiB = r.profile.bytes / MiB;
+      const cell = (c) => {
+        const x = r.profile.categories.find((y) => y.name === c);
+        return x ? (x.ms / perMiB).toFixed(2) : '—';
+      };
+      L.push(`| ${rowName(r)} | ${(r.profile.busyMs / perMiB).toFixed(2)} | ${used.map(cell).join(' | ')} |`);
+    }
+    L.push('');
+  }
   const tops = sorted.filter((r) => r.what === 'pkg' && r.profile && r.profile.functions.length);
   if (tops.length) {
     L.push('The busiest functions (self time, share of the busy time) in the package\'s profiles:');
@@ -328,6 +360,15 @@ export function render(out) {
     L.push('');
     L.push(
       `**Ends cut off**: in ${cut.map((r) => rowName(r)).join('; ')}, the socket failed after the whole body had arrived (${cut[0].rounds.find((x) => x.closeError).closeError.trim()}): the relay dropped the end of the stream, the server's close_notify. The rate counts to the body's last byte, as for the others.`,
+    );
+  }
+  const retried = res.filter((r) => r.rounds.some((x) => x.failedBefore));
+  if (retried.length) {
+    L.push('');
+    L.push(
+      `**Transfers that failed and were run again** (up to twice; the figures are from the runs that completed): ${retried
+        .map((r) => `${rowName(r)}: ${r.rounds.reduce((n, x) => n + (x.failedBefore ? x.failedBefore.length : 0), 0)} (${r.rounds.find((x) => x.failedBefore).failedBefore[0]})`)
+        .join('; ')}.`,
     );
   }
   const failed = res.filter((r) => r.failed > 0);

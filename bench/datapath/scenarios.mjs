@@ -337,13 +337,17 @@ export class Wisp {
 export async function wisp(w, host, port, kind, n) {
   const r = new Response();
   let start;
+  let closeReason = null;
   const finished = new Promise((resolve) => {
     const s = w.connect(host, port);
     s.ondata = (bytes) => {
       r.push(bytes);
       if (r.complete) resolve(s);
     };
-    s.onclose = () => resolve(s);
+    s.onclose = (reason) => {
+      closeReason = reason;
+      resolve(s);
+    };
     start = now();
     (async () => {
       if (kind === 'download') {
@@ -358,7 +362,9 @@ export async function wisp(w, host, port, kind, n) {
   const s = await finished;
   const end = r.doneAt ?? now();
   w.closeStream(s);
-  return result(kind, n, r, start, end, {});
+  const out = result(kind, n, r, start, end, {});
+  if (!out.ok && closeReason !== null) out.error += ` (the server closed the stream, reason 0x${closeReason.toString(16)}, after ${r.total} bytes)`;
+  return out;
 }
 
 /** Time to open a WebSocket (or WebSocketStream) to `url`, then closes it. */
