@@ -40,6 +40,7 @@ export type TlsErrorCode =
   | 'invalid-input'
   // The transport (a relay's WebSocket, a Wisp stream) and its limits.
   | 'relay-refused'
+  | 'target-unreachable'
   | 'transport-closed'
   | 'transport-error'
   | 'timeout'

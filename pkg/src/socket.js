@@ -23,6 +23,10 @@ function toBytes(chunk) {
   return null;
 }
 
+function invalidInput() {
+  return new TlsError('invalid-input', 'write() takes a string, an ArrayBuffer or an ArrayBuffer view');
+}
+
 function byteSize(chunk) {
   // Not ByteLengthQueuingStrategy: a string (or anything else) has no byteLength, and
   // its NaN size would error the stream before write() could take or reject the chunk.
@@ -79,6 +83,16 @@ export class Socket {
       },
       { highWaterMark: 64 * 1024, size: byteSize },
     );
+
+    // A write of the wrong type rejects that write only: a sink's rejection would error
+    // the whole writable, so writers check the type before the chunk reaches it.
+    const getWriter = this.writable.getWriter.bind(this.writable);
+    this.writable.getWriter = () => {
+      const writer = getWriter();
+      const write = writer.write.bind(writer);
+      writer.write = (chunk) => (toBytes(chunk) === null ? Promise.reject(invalidInput()) : write(chunk));
+      return writer;
+    };
 
     transport.ondata = (bytes) => this._pump.onData(bytes);
     transport.onclose = (error) => this._onTransportEnd(error);
@@ -161,9 +175,7 @@ export class Socket {
       return Promise.reject(this._error || new TlsError('invalid-state', 'the socket is closed'));
     }
     const bytes = toBytes(chunk);
-    if (bytes === null) {
-      return Promise.reject(new TlsError('invalid-input', 'write() takes a string, an ArrayBuffer or an ArrayBuffer view'));
-    }
+    if (bytes === null) return Promise.reject(invalidInput());
     if (bytes.length === 0) return Promise.resolve();
     return this._pump.write(bytes);
   }

@@ -134,11 +134,21 @@ test('a target the relay refuses gives relay-refused, not a hang', async () => {
   assert.ok(Date.now() - started < 5000);
 });
 
-test('an unreachable relay gives transport-closed', async () => {
+test('an unreachable relay gives transport-closed, naming the URL tried', async () => {
   const port = await h.freePort();
-  const r = await inPage('httpGet', `127.0.0.1:${servers.r13.port}`, opts({ relay: `ws://127.0.0.1:${port}` }), '/', 10000);
+  const r = await inPage('httpGet', `127.0.0.1:${servers.r13.port}`, opts({ relay: `ws://127.0.0.1:${port}/?token=t` }), '/', 10000);
   assert.equal(r.ok, false);
   assert.equal(r.error.code, 'transport-closed');
+  assert.ok(r.error.message.includes(`ws://127.0.0.1:${port}/127.0.0.1:${servers.r13.port}?token=t`), r.error.message);
+});
+
+test('an allowed target where nothing listens gives target-unreachable, not relay-refused', async () => {
+  const port = await h.freePort();
+  const allowing = await h.relay([port]);
+  const r = await inPage('httpGet', `127.0.0.1:${port}`, opts({ relay: allowing.url }), '/', 10000);
+  assert.equal(r.ok, false);
+  assert.equal(r.error.code, 'target-unreachable', JSON.stringify(r));
+  assert.match(r.error.message, new RegExp(`could not reach 127.0.0.1:${port}`));
 });
 
 test('through websockify, a relay nobody here wrote', async () => {

@@ -16,6 +16,7 @@ import * as wasmTls from '../../pkg/index.js';
 let pki;
 let echo; // plaintext echo
 let closer; // accepts, then closes at once
+let silent; // accepts, then says nothing
 let sink; // TLS: reads "N\n" and N bytes, answers "got N SUM\n"
 let relay;
 let web;
@@ -28,6 +29,8 @@ before(async () => {
   await new Promise((r) => echo.listen(0, '127.0.0.1', r));
   closer = net.createServer((sock) => sock.end());
   await new Promise((r) => closer.listen(0, '127.0.0.1', r));
+  silent = net.createServer((sock) => sock.on('error', () => {}));
+  await new Promise((r) => silent.listen(0, '127.0.0.1', r));
   sink = tls.createServer({ cert: readFileSync(pki.file('server.pem')), key: readFileSync(pki.file('server.key')) }, (sock) => {
     let head = '';
     let want = -1;
@@ -50,13 +53,13 @@ before(async () => {
     sock.on('error', () => {});
   });
   await new Promise((r) => sink.listen(0, '127.0.0.1', r));
-  relay = await h.wispRelay([echo.address().port, closer.address().port, sink.address().port]);
+  relay = await h.wispRelay([echo.address().port, closer.address().port, sink.address().port, silent.address().port]);
 });
 
 after(async () => {
   if (chromium) await chromium.close();
   if (web) web.server.close();
-  for (const s of [echo, closer, sink]) if (s) s.close();
+  for (const s of [echo, closer, sink, silent]) if (s) s.close();
   h.stopAll();
 });
 
@@ -109,7 +112,11 @@ test('write() rejects what is not bytes or a string with invalid-input', async (
   const reader = socket.readable.getReader();
   assert.equal(new TextDecoder().decode(await readBytes(reader, 6)), 'héllo');
   await assert.rejects(writer.write(42), (err) => err.code === 'invalid-input');
+  // That write only: the writable and the connection carry on, and close settles both.
+  await writer.write('again');
+  assert.equal(new TextDecoder().decode(await readBytes(reader, 5)), 'again');
   await socket.close();
+  await socket.closed;
 });
 
 test('one 32 MiB write over Wisp waits for credit and arrives whole', { timeout: 120000 }, async () => {
@@ -237,4 +244,14 @@ test('in Node.js an idle shared Wisp WebSocket does not keep the process alive',
   assert.match(out, /closed ping/);
   // Well before the 5 s the WebSocket lingers for the next connect().
   assert.ok(Date.now() - closedAt < 2000, `the process lived ${Date.now() - closedAt} ms after its last socket closed`);
+});
+
+test('a server that never answers the handshake times out with timeout; opened and closed both settle', { timeout: 30000 }, async () => {
+  for (const options of [{ relay: relay.url }, { wisp: relay.wisp }]) {
+    const socket = wasmTls.connect(at(silent), { ...options, WebSocket, serverName: 'localhost', ca: pki.ca, bundledRoots: false, handshakeTimeout: 500 });
+    const started = Date.now();
+    await assert.rejects(socket.opened, (err) => err.code === 'timeout' && /did not complete within 500 ms/.test(err.message));
+    await assert.rejects(socket.closed, (err) => err.code === 'timeout');
+    assert.ok(Date.now() - started < 5000);
+  }
 });

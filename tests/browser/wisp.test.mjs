@@ -150,10 +150,10 @@ test('refused targets fail with relay-refused and the reason, the others carry o
     assert.ok(good.ok, JSON.stringify(good));
     assert.match(good.text, /path \/beside-a-refusal/);
   }
-  // Allowed, but nothing listens: the relay says the destination refused.
+  // Allowed, but nothing listens: the target is unreachable, which is not a refusal.
   const refusing = await h.wispRelay([closedPort]);
   const r = await inPage('httpGet', [`127.0.0.1:${closedPort}`, opts(refusing.wisp), '/', 10000]);
-  assert.equal(r.error.code, 'relay-refused', JSON.stringify(r));
+  assert.equal(r.error.code, 'target-unreachable', JSON.stringify(r));
   assert.match(r.error.message, /refused the connection \(0x44\)/);
 });
 

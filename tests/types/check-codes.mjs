@@ -1,16 +1,21 @@
-// Checks that the TlsErrorCode union in pkg/index.d.ts names exactly the codes the package
-// can report: the core's (the match in `Error::code()`, src/error.rs) and the JS ones
-// (every `new TlsError('…'` in pkg/index.js and pkg/src/**/*.js, and the literals passed
-// to a function that forwards its argument as the code, such as `asTlsError(err, 'aborted')`).
+// Checks the one list of error codes, pkg/src/codes.js, against every place a code lives:
+// the core's (the match in `Error::code()`, src/error.rs) and the WIT `error-code` enum
+// (wit/tls.wit) hold exactly its `core` codes; the JS reports only listed codes (every
+// `new TlsError('…'` in pkg/index.js and pkg/src/**/*.js, and the literals passed to a
+// function that forwards its argument as the code, such as `asTlsError(err, 'aborted')`)
+// and every listed code is reported somewhere; the TlsErrorCode union in pkg/index.d.ts
+// names exactly the list; and pkg/README.md's table is the list (`--write` rewrites it).
 //
-// Run from anywhere: node tests/types/check-codes.mjs [PROJECT_ROOT]. Exits 1 on any
-// difference.
+// Run from anywhere: node tests/types/check-codes.mjs [--write] [PROJECT_ROOT]. Exits 1 on
+// any difference.
 
-import { readdirSync, readFileSync, existsSync } from 'node:fs';
+import { readdirSync, readFileSync, existsSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
-const root = process.argv[2] || fileURLToPath(new URL('../../', import.meta.url));
+const args = process.argv.slice(2);
+const write = args.includes('--write');
+const root = args.find((a) => a !== '--write') || fileURLToPath(new URL('../../', import.meta.url));
 const problems = [];
 
 // ---- the core: `pub fn code(&self)` in src/error.rs ----
@@ -188,19 +193,62 @@ function declaredCodes() {
   return codes;
 }
 
-const produced = new Map([...rustCodes()]);
+const { ERROR_CODES } = await import(pathToFileURL(join(root, 'pkg/src/codes.js')).href);
+const listed = new Set(Object.keys(ERROR_CODES));
+const rust = rustCodes();
+const produced = new Map([...rust]);
 for (const [code, where] of jsCodes()) produced.set(code, [...(produced.get(code) || []), ...where]);
 const declared = declaredCodes();
 
 for (const [code, where] of produced) {
-  if (!declared.has(code)) problems.push(`'${code}' is reported (${where.join(', ')}) but missing from TlsErrorCode in pkg/index.d.ts`);
+  if (!listed.has(code)) problems.push(`'${code}' is reported (${where.join(', ')}) but missing from pkg/src/codes.js`);
+}
+for (const code of listed) {
+  if (!produced.has(code)) problems.push(`'${code}' is in pkg/src/codes.js, but nothing reports it`);
+  if (!declared.has(code)) problems.push(`'${code}' is in pkg/src/codes.js but missing from TlsErrorCode in pkg/index.d.ts`);
 }
 for (const code of declared) {
-  if (!produced.has(code)) problems.push(`'${code}' is in TlsErrorCode in pkg/index.d.ts, but nothing reports it`);
+  if (!listed.has(code)) problems.push(`'${code}' is in TlsErrorCode in pkg/index.d.ts, but not in pkg/src/codes.js`);
+}
+
+// The core's codes: Rust and WIT hold exactly the list's `core` entries.
+const core = new Set(Object.entries(ERROR_CODES).filter(([, [origin]]) => origin === 'core').map(([code]) => code));
+for (const code of core) if (!rust.has(code)) problems.push(`'${code}' is a core code in pkg/src/codes.js but not in Error::code() (src/error.rs)`);
+for (const code of rust.keys()) if (!core.has(code)) problems.push(`'${code}' is in Error::code() (src/error.rs) but not a core code in pkg/src/codes.js`);
+const wit = stripComments(readFileSync(join(root, 'wit/tls.wit'), 'utf8').replace(/\/\/\/[^\n]*/g, ''));
+const witEnum = /enum\s+error-code\s*\{([^}]*)\}/.exec(wit);
+if (!witEnum) {
+  problems.push('wit/tls.wit: no `enum error-code`');
+} else {
+  const cases = new Set(witEnum[1].split(',').map((c) => c.trim()).filter(Boolean));
+  for (const code of core) if (!cases.has(code)) problems.push(`'${code}' is a core code but not a case of error-code in wit/tls.wit`);
+  for (const code of cases) if (!core.has(code)) problems.push(`'${code}' is a case of error-code in wit/tls.wit but not a core code in pkg/src/codes.js`);
+}
+
+// The README's table, made from the list.
+const BEGIN = '<!-- error-codes:begin (made by tests/types/check-codes.mjs --write) -->';
+const END = '<!-- error-codes:end -->';
+const escape = (text) => text.replace(/\|/g, '\\|');
+const table = [
+  BEGIN,
+  '| code | what happened | what to do |',
+  '|---|---|---|',
+  ...Object.entries(ERROR_CODES).map(([code, [, meaning, action]]) => `| \`${code}\` | ${escape(meaning)} | ${escape(action)} |`),
+  END,
+].join('\n');
+const readmePath = join(root, 'pkg/README.md');
+const readme = readFileSync(readmePath, 'utf8');
+const at = readme.indexOf(BEGIN);
+const end = readme.indexOf(END);
+if (at < 0 || end < at) {
+  problems.push(`pkg/README.md: no table between "${BEGIN}" and "${END}"`);
+} else if (readme.slice(at, end + END.length) !== table) {
+  if (write) writeFileSync(readmePath, readme.slice(0, at) + table + readme.slice(end + END.length));
+  else problems.push('pkg/README.md: the error-code table differs from pkg/src/codes.js (run node tests/types/check-codes.mjs --write)');
 }
 
 if (problems.length > 0) {
   for (const p of problems) console.error(`check-codes: ${p}`);
   process.exit(1);
 }
-console.log(`check-codes: TlsErrorCode matches the ${produced.size} codes the package reports`);
+console.log(`check-codes: ${listed.size} codes, one list (pkg/src/codes.js), in Rust, WIT, index.d.ts, README and the package's code`);

@@ -77,6 +77,10 @@ export class RelayTransport {
     if (code === 1008) {
       return new TlsError('relay-refused', `the relay refused the connection: ${reason || 'policy violation'}`);
     }
+    // wasm-tls-relay says so when it could not open the TCP connection.
+    if (code === 1011 && /^connect failed/.test(reason)) {
+      return new TlsError('target-unreachable', `the relay could not reach ${this.describe.split(' ')[0]}: ${reason}`);
+    }
     if (!opened) {
       return new TlsError('transport-closed', `the WebSocket to ${this.channel.url} could not be opened (the relay is unreachable, or it is not a WebSocket endpoint)`);
     }

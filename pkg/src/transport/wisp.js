@@ -26,6 +26,9 @@ const CLOSE_LINGER_MS = 10000; // a closing stream waits this long for credit
 /** Packets of credit each stream grants the server (client-credit extension). */
 export const RECEIVE_WINDOW = 32;
 
+/** Reasons that say the server tried and failed to reach the target (not its policy). */
+const UNREACHABLE_REASONS = new Set([0x42, 0x43, 0x44]);
+
 function hexByte(n) {
   return `0x${n.toString(16).padStart(2, '0')}`;
 }
@@ -34,9 +37,11 @@ function hexByte(n) {
 function closeError(reason, target) {
   const words = wire.CLOSE_REASON_TEXT[reason] || 'unknown reason';
   const what = target ? `the stream to ${target}` : 'the connection';
-  const err = wire.REFUSAL_REASONS.has(reason)
-    ? new TlsError('relay-refused', `the Wisp server refused ${what}: ${words} (${hexByte(reason)})`)
-    : new TlsError('transport-closed', `the Wisp server closed ${what}: ${words} (${hexByte(reason)})`);
+  const err = UNREACHABLE_REASONS.has(reason)
+    ? new TlsError('target-unreachable', `the Wisp server could not reach ${target || 'the target'}: ${words} (${hexByte(reason)})`)
+    : wire.REFUSAL_REASONS.has(reason)
+      ? new TlsError('relay-refused', `the Wisp server refused ${what}: ${words} (${hexByte(reason)})`)
+      : new TlsError('transport-closed', `the Wisp server closed ${what}: ${words} (${hexByte(reason)})`);
   err.wispReason = reason;
   return err;
 }
