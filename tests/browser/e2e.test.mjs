@@ -158,6 +158,17 @@ test('through websockify, a relay nobody here wrote', async () => {
   assert.match(r.text, /hello from rustls over TLSv1\.3/);
 });
 
+test('websockify with its token plugin: the token stays in the relay URL\'s query', async () => {
+  const ws = await h.websockify(0, { abc: `127.0.0.1:${servers.r13.port}` });
+  const r = await inPage('httpGet', `127.0.0.1:${servers.r13.port}`, opts({ relay: `${ws.url}/?token=abc` }));
+  assert.ok(r.ok, JSON.stringify(r.error));
+  assert.match(r.text, /hello from rustls over TLSv1\.3/);
+  // A wrong token: websockify refuses, and the error names the URL that was tried.
+  const bad = await inPage('httpGet', `127.0.0.1:${servers.r13.port}`, opts({ relay: `${ws.url}/?token=nope` }), '/', 10000);
+  assert.equal(bad.ok, false);
+  assert.ok(bad.error.message.includes('?token=nope'), JSON.stringify(bad.error));
+});
+
 test('the same package in Node.js through the relay', async () => {
   const wasmTls = await import('../../pkg/index.js');
   const { WebSocket } = await import('ws');

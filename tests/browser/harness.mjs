@@ -138,11 +138,20 @@ export async function relay(ports, extra = []) {
   return { url: m[1], child };
 }
 
-/** websockify, a relay nobody here wrote, to one fixed target. */
-export async function websockify(targetPort) {
+/**
+ * websockify, a relay nobody here wrote, to one fixed target; or, given `tokens`
+ * ({ token: 'host:port' }), to the target its token plugin finds for `?token=` in the URL.
+ */
+export async function websockify(targetPort, tokens = null) {
   const port = await freePort();
+  let target = [`127.0.0.1:${targetPort}`];
+  if (tokens) {
+    const file = path.join(mkdtempSync(path.join(tmpdir(), 'wasm-tls-tokens-')), 'tokens');
+    writeFileSync(file, Object.entries(tokens).map(([t, hostPort]) => `${t}: ${hostPort}\n`).join(''));
+    target = ['--token-plugin', 'TokenFile', '--token-source', file];
+  }
   const child = track(
-    spawn('websockify', [`127.0.0.1:${port}`, `127.0.0.1:${targetPort}`], { stdio: ['ignore', 'ignore', 'pipe'] }),
+    spawn('websockify', [`127.0.0.1:${port}`, ...target], { stdio: ['ignore', 'ignore', 'pipe'] }),
     'websockify',
   );
   await waitForPort(port);
