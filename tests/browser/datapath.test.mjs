@@ -136,8 +136,9 @@ async function inPage(name, kind, args) {
   }
 }
 
-function assertWhole(r, what) {
+function assertWhole(r, what, t) {
   const text = `${what}: ${JSON.stringify(r)}`;
+  if (t) t.diagnostic(`${(r.got / MiB).toFixed(0)} MiB in ${(r.ms / 1000).toFixed(1)} s; memory grew by at most ${(r.growth / MiB).toFixed(1)} MiB`);
   assert.ok(r.ok, text);
   assert.equal(r.got, BYTES, text);
   assert.ok(r.same, `${text}: the SHA-256 differs`);
@@ -145,17 +146,17 @@ function assertWhole(r, what) {
 }
 
 for (const kind of ['raw', 'wisp']) {
-  test(`Node.js, ${kind}: a reader that pauses 10 s gets all of a ${BYTES / MiB} MiB download`, { timeout: 120000 }, async () => {
-    assertWhole(await inNode('download', kind, { bytes: BYTES, reader: 'pause' }), kind);
+  test(`Node.js, ${kind}: a reader that pauses 10 s gets all of a ${BYTES / MiB} MiB download`, { timeout: 120000 }, async (t) => {
+    assertWhole(await inNode('download', kind, { bytes: BYTES, reader: 'pause' }), kind, t);
   });
-  test(`Node.js, ${kind}: a reader that waits 1 ms per 16 KiB gets it all too`, { timeout: 120000 }, async () => {
-    assertWhole(await inNode('download', kind, { bytes: BYTES, reader: 'slow' }), kind);
+  test(`Node.js, ${kind}: a reader that waits 1 ms per 16 KiB gets it all too`, { timeout: 120000 }, async (t) => {
+    assertWhole(await inNode('download', kind, { bytes: BYTES, reader: 'slow' }), kind, t);
   });
-  test(`Chromium, ${kind}: a reader that pauses 10 s gets all of a ${BYTES / MiB} MiB download`, { timeout: 120000 }, async () => {
-    assertWhole(await inPage('download', kind, { bytes: BYTES, reader: 'pause' }), kind);
+  test(`Chromium, ${kind}: a reader that pauses 10 s gets all of a ${BYTES / MiB} MiB download`, { timeout: 120000 }, async (t) => {
+    assertWhole(await inPage('download', kind, { bytes: BYTES, reader: 'pause' }), kind, t);
   });
-  test(`Chromium, ${kind}: a reader that waits 1 ms per 16 KiB gets it all too`, { timeout: 120000 }, async () => {
-    assertWhole(await inPage('download', kind, { bytes: BYTES, reader: 'slow' }), kind);
+  test(`Chromium, ${kind}: a reader that waits 1 ms per 16 KiB gets it all too`, { timeout: 120000 }, async (t) => {
+    assertWhole(await inPage('download', kind, { bytes: BYTES, reader: 'slow' }), kind, t);
   });
 }
 
