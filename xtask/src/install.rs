@@ -12,7 +12,8 @@ pub const WASMTIME_VERSION: &str = "48.0.8";
 
 /// Debian packages: clang compiles ring's C for wasm; chromium and
 /// chromium-driver run the browser tests; openssl and gnutls-bin are test servers;
-/// websockify is a relay nobody here wrote.
+/// websockify is a relay nobody here wrote; dovecot and postgresql are the real
+/// servers of tls-client's --starttls tests.
 const APT_TEST: &[&str] = &[
     "clang",
     "openssl",
@@ -29,6 +30,10 @@ const APT_TEST: &[&str] = &[
     "lighttpd-mod-mbedtls",
     "lighttpd-mod-wolfssl",
     "iproute2",
+    // --starttls: IMAP and POP3, PostgreSQL.
+    "dovecot-imapd",
+    "dovecot-pop3d",
+    "postgresql",
 ];
 
 fn installed(package: &str) -> bool {

@@ -4,7 +4,9 @@
 //! JavaScript of the library for Node.js.
 //!
 //! Everything lands in `target/wasi/` (and the JS in `tests/wasi/jco/`, next to the
-//! npm packages it imports); `tests/wasi/wasi.test.mjs` runs it.
+//! npm packages it imports); `tests/wasi/wasi.test.mjs` runs it, and the `wasmtime`
+//! tests of `tests/starttls.rs` run `tls-client.wasm` against the servers the native
+//! command meets there (dovecot, PostgreSQL, scripted ones).
 
 use std::path::Path;
 use std::process::Command;
@@ -133,11 +135,29 @@ pub fn lint(root: &Path) -> Result<(), String> {
         .args(["--", "-D", "warnings"]))
 }
 
-/// Builds everything, then runs the WASI tests under wasmtime and Node.js (jco).
+/// Builds everything, then runs the WASI tests under wasmtime and Node.js (jco), and
+/// `--starttls` with the component just built.
 pub fn test(root: &Path) -> Result<(), String> {
     build(root)?;
-    run(Command::new("node")
-        .args(["--test", "--test-concurrency=1"])
-        .arg("tests/wasi/wasi.test.mjs")
-        .current_dir(root))
+    let failures: Vec<String> = [
+        run(Command::new("node")
+            .args(["--test", "--test-concurrency=1"])
+            .arg("tests/wasi/wasi.test.mjs")
+            .current_dir(root)),
+        // Ignored by a plain `cargo test`, which has no component to run.
+        run(
+            cargo(&["test", "-j2", "--test", "starttls", "--", "--ignored"]).env(
+                "WASM_TLS_CLIENT_WASM",
+                root.join("target/wasi/tls-client.wasm"),
+            ),
+        ),
+    ]
+    .into_iter()
+    .filter_map(Result::err)
+    .collect();
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(failures.join("; "))
+    }
 }

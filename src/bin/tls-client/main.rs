@@ -2,7 +2,9 @@
 //! core. It prints a handshake summary to stderr and the application data to stdout.
 //! The same source runs natively and under wasmtime (wasm32-wasip2).
 
+mod capability;
 mod pump;
+mod starttls;
 
 use std::io::{self, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
@@ -11,6 +13,7 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use pump::{Pump, PumpError, ReadOutcome, Step};
+use starttls::Protocol;
 use wasm_tls::{format_unix_time, CertificateSummary, Config, TlsClient, TlsVersion};
 
 const USAGE: &str = "\
@@ -27,6 +30,9 @@ usage: tls-client --connect HOST:PORT [options]
   --key FILE            the client certificate's private key (PEM)
   --request TEXT        send TEXT after the handshake (\\r \\n \\t \\\\ are unescaped)
                         instead of what stdin gives
+  --starttls PROTOCOL   first upgrade a plaintext session: smtp, imap, pop3, ftp,
+                        postgres, xmpp or ldap
+  --name NAME           the client's name in SMTP's EHLO (default: localhost)
   --keylog FILE         append NSS key-log lines (SSLKEYLOGFILE) to FILE
   --timeout SECS        bound every wait for the peer (default 10)
   --trace               print each want-read / want-write step to stderr
@@ -45,6 +51,8 @@ struct Options {
     key: Option<String>,
     request: Option<Vec<u8>>,
     keylog: Option<String>,
+    starttls: Option<Protocol>,
+    ehlo_name: String,
     timeout: Duration,
     trace: bool,
 }
@@ -61,6 +69,8 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Options, String>
         key: None,
         request: None,
         keylog: None,
+        starttls: None,
+        ehlo_name: "localhost".to_owned(),
         timeout: Duration::from_secs(10),
         trace: false,
     };
@@ -93,6 +103,13 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Options, String>
             "key" => opts.key = Some(value()?),
             "request" => opts.request = Some(unescape(&value()?)),
             "keylog" => opts.keylog = Some(value()?),
+            "starttls" => {
+                let v = value()?;
+                opts.starttls = Some(Protocol::parse(&v).ok_or_else(|| {
+                    format!("--starttls wants one of {}, not '{v}'", Protocol::NAMES)
+                })?);
+            }
+            "name" => opts.ehlo_name = value()?,
             "timeout" => {
                 let v = value()?;
                 let secs: f64 = v
@@ -153,15 +170,19 @@ fn host_of(connect: &str) -> &str {
 }
 
 fn read_file(path: &str, what: &str) -> Result<String, String> {
-    std::fs::read_to_string(path).map_err(|err| format!("cannot read {what} '{path}': {err}"))
+    std::fs::read_to_string(path)
+        .map_err(|err| capability::file_error(&format!("read {what}"), path, &err, false))
+}
+
+/// The name to verify, sent as SNI (and as XMPP's `to=`).
+fn server_name(opts: &Options) -> String {
+    opts.servername
+        .clone()
+        .unwrap_or_else(|| host_of(&opts.connect).to_owned())
 }
 
 fn build_config(opts: &Options) -> Result<Config, String> {
-    let name = opts
-        .servername
-        .clone()
-        .unwrap_or_else(|| host_of(&opts.connect).to_owned());
-    let mut builder = Config::builder(&name).alpn(&opts.alpn);
+    let mut builder = Config::builder(&server_name(opts)).alpn(&opts.alpn);
     if !opts.default_roots {
         builder = builder.without_bundled_roots();
     }
@@ -180,7 +201,7 @@ fn build_config(opts: &Options) -> Result<Config, String> {
             .create(true)
             .append(true)
             .open(path)
-            .map_err(|err| format!("cannot open key-log file '{path}': {err}"))?;
+            .map_err(|err| capability::file_error("open key-log file", path, &err, true))?;
         let file = Mutex::new(file);
         builder = builder.key_log(Arc::new(move |line: &str| {
             if let Ok(mut f) = file.lock() {
@@ -196,7 +217,7 @@ fn build_config(opts: &Options) -> Result<Config, String> {
 fn connect_tcp(target: &str, timeout: Duration) -> Result<TcpStream, String> {
     let addrs: Vec<_> = target
         .to_socket_addrs()
-        .map_err(|err| format!("cannot resolve '{target}': {err}"))?
+        .map_err(|err| capability::resolve_error(target, &err))?
         .collect();
     let mut last = None;
     for addr in &addrs {
@@ -222,7 +243,7 @@ fn connect_tcp(target: &str, timeout: Duration) -> Result<TcpStream, String> {
         }
     }
     Err(match last {
-        Some(err) => format!("cannot connect to {target}: {err}"),
+        Some(err) => capability::connect_error(target, &err),
         None => format!("'{target}' resolves to no address"),
     })
 }
@@ -344,7 +365,16 @@ impl Input {
 fn run(opts: &Options) -> Result<(), String> {
     let config = build_config(opts)?;
     let tls = TlsClient::new(&config).map_err(|err| format!("{err} [{}]", err.code()))?;
-    let stream = connect_tcp(&opts.connect, opts.timeout)?;
+    let mut stream = connect_tcp(&opts.connect, opts.timeout)?;
+    if let Some(protocol) = opts.starttls {
+        let params = starttls::Params {
+            server_name: &server_name(opts),
+            ehlo_name: &opts.ehlo_name,
+            timeout: opts.timeout,
+            trace: opts.trace,
+        };
+        starttls::negotiate(&mut stream, protocol, &params)?;
+    }
     let mut pump = Pump::new(stream, tls, opts.timeout).map_err(|err| err.to_string())?;
     if opts.trace {
         pump.trace = Some(Vec::new());

@@ -272,14 +272,14 @@ fn is_reset(err: &io::Error) -> bool {
 }
 
 /// Sleeps a little longer each time nothing happens: 50 µs up to 2 ms.
-struct Backoff(Duration);
+pub struct Backoff(Duration);
 
 impl Backoff {
-    fn new() -> Self {
+    pub fn new() -> Self {
         Self(Duration::from_micros(50))
     }
 
-    fn wait(&mut self) {
+    pub fn wait(&mut self) {
         std::thread::sleep(self.0);
         self.0 = (self.0 * 2).min(Duration::from_millis(2));
     }
