@@ -221,9 +221,11 @@ class StreamChannel extends BaseChannel {
       },
       () => {},
     );
+    // A close before the open (a relay's refusal) rejects with a WebSocketError that
+    // still carries the close code and reason.
     this.wss.closed.then(
       ({ closeCode, reason }) => this._closed(closeCode || 1005, reason),
-      () => this._closed(1006, ''),
+      (err) => this._closed((err && err.closeCode) || 1006, (err && err.reason) || ''),
     );
   }
 

@@ -124,7 +124,11 @@ export class WispConnection {
   }
 
   _open(offerV2) {
-    const channel = openChannel(this.url, offerV2 ? [SUBPROTOCOL] : [], this.options);
+    // The browser's WebSocket, not WebSocketStream: Chromium 156's renderer crashed when
+    // one Wisp WebSocketStream dropped while another carried a stream. Backpressure over
+    // Wisp comes from the client-credit extension instead.
+    const options = { ...this.options, webSocketStream: false };
+    const channel = openChannel(this.url, offerV2 ? [SUBPROTOCOL] : [], options);
     this.channel = channel;
     channel.onmessage = (bytes) => {
       if (this.channel === channel) this._onPacket(bytes);
