@@ -545,7 +545,9 @@ impl Postgres {
                 .spawn()
                 .expect("run runuser");
             let mut child = child;
-            if accepts_within(&mut child, port, START_LIMIT) {
+            if accepts_within(&mut child, port, START_LIMIT)
+                && postgres_ready_within(&mut child, &data, START_LIMIT)
+            {
                 return Self { child, dir, port };
             }
             last = fs::read_to_string(&log).unwrap_or_default();
@@ -554,6 +556,24 @@ impl Postgres {
         let _ = fs::remove_dir_all(&dir);
         panic!("postgres did not start:\n{last}");
     }
+}
+
+/// Whether the postmaster says it is ready within `limit`: it listens before it
+/// accepts sessions ("the database system is starting up"). Its status is the 8th
+/// line of postmaster.pid.
+fn postgres_ready_within(child: &mut Child, data: &Path, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return false;
+        }
+        let status = fs::read_to_string(data.join("postmaster.pid")).unwrap_or_default();
+        if status.lines().nth(7).map(str::trim) == Some("ready") {
+            return true;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    false
 }
 
 /// Fast shutdown of the postmaster (runuser's child, in `dir`), after which runuser
