@@ -11,6 +11,7 @@
 //   close(code, reason), protocol, url }
 
 import { TlsError } from '../errors.js';
+import { DrainWaiters } from './drain.js';
 
 const POLL_MS = 2;
 
@@ -49,7 +50,7 @@ class BaseChannel {
     this.protocol = '';
     this._preOpen = [];
     this._preOpenBytes = 0;
-    this._waiters = [];
+    this._drain = new DrainWaiters(() => ({ amount: this.bufferedAmount, closed: this.closed }));
     this._pollTimer = null;
   }
 
@@ -95,23 +96,14 @@ class BaseChannel {
 
   /** Resolves once at most `limit` bytes wait to be sent, or the channel closed. */
   drained(limit) {
-    if (this.closed || this.bufferedAmount <= limit) return Promise.resolve();
-    return new Promise((resolve) => {
-      this._waiters.push({ limit, resolve });
-      if (!this._eventDriven) this._poll();
-    });
+    const done = this._drain.wait(limit);
+    // Where sends do not report completion, the queue is polled.
+    if (this._drain.waiting && !this._eventDriven) this._poll();
+    return done;
   }
 
   _wake() {
-    if (this._waiters.length === 0) return;
-    const amount = this.bufferedAmount;
-    this._waiters = this._waiters.filter((w) => {
-      if (this.closed || amount <= w.limit) {
-        w.resolve();
-        return false;
-      }
-      return true;
-    });
+    this._drain.wake();
   }
 
   _poll() {
@@ -119,7 +111,7 @@ class BaseChannel {
     this._pollTimer = setTimeout(() => {
       this._pollTimer = null;
       this._wake();
-      if (this._waiters.length > 0) this._poll();
+      if (this._drain.waiting) this._poll();
     }, POLL_MS);
   }
 }

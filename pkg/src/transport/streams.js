@@ -4,6 +4,7 @@
 // other side as far as that stream does. (The interface is described in websocket.js.)
 
 import { TlsError } from '../errors.js';
+import { DrainWaiters } from './drain.js';
 
 export class StreamTransport {
   /** `source`: { readable, writable }, a function returning one, or a promise of one. */
@@ -18,7 +19,7 @@ export class StreamTransport {
     this._paused = false;
     this._reading = false;
     this._inFlight = 0;
-    this._waiters = [];
+    this._drain = new DrainWaiters(() => ({ amount: this.bufferedAmount, closed: this.closed }));
     this._preOpen = [];
     Promise.resolve()
       .then(() => (typeof source === 'function' ? source() : source))
@@ -95,19 +96,11 @@ export class StreamTransport {
   }
 
   drained(limit) {
-    if (this.closed || this.bufferedAmount <= limit) return Promise.resolve();
-    return new Promise((resolve) => this._waiters.push({ limit, resolve }));
+    return this._drain.wait(limit);
   }
 
   _wake() {
-    const amount = this.bufferedAmount;
-    this._waiters = this._waiters.filter((w) => {
-      if (this.closed || amount <= w.limit) {
-        w.resolve();
-        return false;
-      }
-      return true;
-    });
+    this._drain.wake();
   }
 
   pause() {
