@@ -34,6 +34,7 @@ mod error;
 mod info;
 mod pipe;
 mod roots;
+mod stream;
 
 #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
 pub mod browser;
@@ -50,3 +51,4 @@ pub use pipe::{PipeState, TlsPipe};
 #[cfg(feature = "bundled-roots")]
 pub use roots::bundled_trust_anchors;
 pub use roots::encode_trust_anchors;
+pub use stream::Stream;
