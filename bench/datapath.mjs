@@ -8,8 +8,10 @@
 // docs/benchmarks.md. `cargo xtask bench --only datapath` builds what it needs and runs
 // this; alone:
 //
-//   node bench/datapath.mjs [--bytes N] [--rounds N] [--pkg DIR] [--named-pkg DIR]
-//     [--pki DIR] [--only chromium|node] [--out FILE] [--doc FILE | --no-doc]
+//   node bench/datapath.mjs [--bytes N] [--rounds N] [--handshakes N] [--pkg DIR]
+//     [--named-pkg DIR] [--pki DIR] [--only chromium|node] [--out FILE]
+//     [--doc FILE | --no-doc] [--profile-bytes N] [--count-bytes N] [--interval µs]
+//   node bench/datapath.mjs --render target/bench/datapath.json   # the section again
 //
 // It needs target/release/wasm-tls-relay and target/release/examples/test_server, the
 // package built in pkg/ (cargo xtask build-pkg), Chromium, websockify (optional) and
@@ -79,6 +81,7 @@ function parseArgs(argv) {
     else if (k === '--relay-bin') a.relayBin = path.resolve(v());
     else if (k === '--server-bin') a.serverBin = path.resolve(v());
     else if (k === '--command') a.command = v();
+    else if (k === '--render') a.render = path.resolve(v());
     else throw new Error(`unknown argument ${k}`);
   }
   if (a.profileBytes === null) a.profileBytes = Math.max(8 * MiB, Math.floor(a.bytes / 4));
@@ -226,13 +229,16 @@ async function measured(fn, bytes, what) {
 /** Others busier than this (CPUs) during a timed transfer: it is run again once. */
 const OTHERS_LIMIT = 0.5;
 
-/** Runs a timed transfer; again if other processes were busy, keeping the quieter run. */
+/** Runs a timed transfer; up to twice again while other processes were busy, keeping the quietest run. */
 async function quieter(fn) {
-  const a = await fn();
-  if (!a.ok || !a.cpu || a.cpu.others == null || a.cpu.others <= OTHERS_LIMIT) return a;
-  const b = await fn();
-  const kept = b.ok && b.cpu && b.cpu.others < a.cpu.others ? b : a;
-  kept.repeated = true;
+  let kept = await fn();
+  const busy = (r) => !r.ok || !r.cpu || r.cpu.others == null ? 0 : r.cpu.others;
+  for (let i = 0; i < 2 && kept.ok && busy(kept) > OTHERS_LIMIT; i++) {
+    const again = await fn();
+    const repeated = true;
+    if (again.ok && busy(again) < busy(kept)) kept = again;
+    kept.repeated = repeated;
+  }
   return kept;
 }
 
@@ -635,6 +641,14 @@ async function nodePart(s, pki, out) {
 }
 
 // ---- main ----
+
+if (args.render) {
+  // Only the section again, from a run's JSON (after a change to render.mjs).
+  const section = render(JSON.parse(readFileSync(args.render, 'utf8')));
+  if (!args.doc) process.stdout.write(section);
+  else writeFileSync(args.doc, splice(existsSync(args.doc) ? readFileSync(args.doc, 'utf8') : '# Benchmarks\n', section));
+  process.exit(0);
+}
 
 const started = Date.now();
 const out = { date: new Date().toISOString(), args: { ...args }, handshakes: [], errors: [], warnings: [] };

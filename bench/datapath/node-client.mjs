@@ -40,7 +40,7 @@ async function setup({ pkg, count }) {
 }
 
 async function wispConnection(url) {
-  if (!wispConnections.has(url)) wispConnections.set(url, await scenarios.Wisp.open({ WS: ws.WebSocket, url }));
+  if (!wispConnections.has(url)) wispConnections.set(url, await scenarios.Wisp.open({ WS, url }));
   return wispConnections.get(url);
 }
 
@@ -145,7 +145,7 @@ async function run(row) {
     if (row.what === 'pkg') r = await scenarios.pkg(wasmTls, row.target, options(row), row.kind, row.bytes);
     else if (row.what === 'native') r = await native(row);
     else if (row.what === 'open') r = { ok: true, openMs: await scenarios.openTime(ws.WebSocket, `${row.relay}/${row.target}`) };
-    else if (row.transport === 'ws') r = await scenarios.ws(ws.WebSocket, `${row.relay}/${row.target}`, row.kind, row.bytes);
+    else if (row.transport === 'ws') r = await scenarios.ws(WS, `${row.relay}/${row.target}`, row.kind, row.bytes);
     else {
       const [host, port] = row.target.split(':');
       r = await scenarios.wisp(await wispConnection(row.wisp), host, Number(port), row.kind, row.bytes);

@@ -71,16 +71,18 @@ function profileLine(p) {
 /** Which thread or resource bounds a row, from /proc: a saturated thread, else the machine. */
 function boundOf(r, mainThread) {
   const cpu = r.cpu;
-  if (!cpu) return 'unknown (no /proc figures)';
+  if (!cpu) return 'bound unknown (no /proc figures)';
   const top = cpu.threads[0];
   const n = cpu.machine ? cpu.machine.of : null;
   const busy = cpu.machine ? cpu.machine.busy : null;
   let text;
   if (top && top.cpus >= 0.85) {
-    text = `**${top.name}** (${pct(top.cpus)} of a CPU)`;
+    text = `bounded by **${top.name}** (${pct(top.cpus)} of a CPU)`;
     if (busy != null && busy >= 0.9 * n) text += `, with the machine's ${n} CPUs busy too`;
+  } else if (top && top.cpus >= 0.65 && !(busy != null && busy >= 0.9 * n)) {
+    text = `bounded mostly by **${top.name}** (${pct(top.cpus)} of a CPU; no CPU saturated, so it also waits, for messages or for the reader)`;
   } else if (busy != null && busy >= 0.9 * n) {
-    text = `**the machine's ${n} CPUs** (${busy.toFixed(2)} busy; busiest thread ${top ? `${top.name} ${pct(top.cpus)}` : '—'})`;
+    text = `bounded by **the machine's ${n} CPUs** (${busy.toFixed(2)} busy; busiest thread ${top ? `${top.name} ${pct(top.cpus)}` : '—'})`;
   } else {
     text = `**no CPU saturated** (busiest thread ${top ? `${top.name} ${pct(top.cpus)}` : '—'}; the machine ${busy == null ? '—' : busy.toFixed(2)} of ${n} CPUs): waiting on flow control or round trips`;
   }
@@ -104,6 +106,7 @@ function countsLine(r) {
   const bytesOut = calls.reduce((n, [, v]) => n + v.bytesOut, 0);
   const down = r.kind === 'download';
   const messages = down ? c.messagesIn : c.messagesOut;
+  if (!messages) return null;
   const messageBytes = down ? c.bytesInMessages : c.bytesOutMessages;
   const writes = Math.ceil(c.bytes / MiB) + 1;
   return {
@@ -134,14 +137,14 @@ export function render(out) {
   L.push('');
   L.push(
     `Written by \`${a.command}\` (\`node bench/datapath.mjs\`, a stage of \`cargo xtask bench\` too) on ${out.date.slice(0, 16).replace('T', ' ')} UTC, ${Math.round(out.seconds)} s. ` +
-      `Every figure below comes from that one run: ${a.bytes / MiB} MiB per transfer, median of ${a.rounds} rounds; within a round the package and its ceiling run one after the other, so that a busy moment weighs on both, and a transfer during which processes outside the benchmark kept more than half a CPU busy (from /proc) was run again once, keeping the quieter run (${res.reduce((n, r) => n + r.rounds.filter((x) => x.repeated).length, 0)} of ${res.reduce((n, r) => n + r.rounds.length, 0)} here).`,
+      `Every figure below comes from that one run: ${a.bytes / MiB} MiB per transfer, median of ${a.rounds} rounds; within a round the package and its ceiling run one after the other, so that a busy moment weighs on both, and a transfer during which processes outside the benchmark kept more than half a CPU busy (from /proc) was run again, up to twice, keeping the quietest run (${res.reduce((n, r) => n + r.rounds.filter((x) => x.repeated).length, 0)} of ${res.reduce((n, r) => n + r.rounds.length, 0)} here).`,
   );
   L.push('');
   L.push('| | |');
   L.push('|---|---|');
   L.push(`| machine | ${m.cpus} CPUs, ${m.cpuModel}, ${m.memoryGiB ? m.memoryGiB.toFixed(1) : '?'} GiB memory, ${m.os} |`);
   L.push(`| load average | ${(m.loadBefore || []).map((x) => x.toFixed(2)).join(' ')} at the start, ${(m.loadAfter || []).map((x) => x.toFixed(2)).join(' ')} at the end |`);
-  L.push(`| Chromium | ${out.chromium || '—'} (headless, playwright-core) |`);
+  L.push(`| Chromium | ${out.chromium || '—'} (headless, launched by playwright-core; the pages driven over the DevTools protocol, see below) |`);
   L.push(`| Node.js | ${m.node} (OpenSSL ${m.openssl}), \`ws\` from tests/browser |`);
   L.push(`| relays | \`wasm-tls-relay\` (release build, default options); websockify ${m.websockify || '(not installed)'} (Debian's, one process per target; it reaches its targets through \`bench/datapath/hold-forwarder.mjs\`, which holds the server's close until the client's: websockify closes the WebSocket as soon as its target closes, dropping what it still queues for a slower client, the end of a download) |`);
   L.push(`| servers | the rustls test server (\`examples/test_server.rs\`, release build; \`GET /bytes/N\`, \`POST /sink\`), and for the ceilings \`bench/datapath/plain-server.mjs\` (the same two requests without TLS, in Node.js); all on 127.0.0.1 |`);
@@ -174,7 +177,8 @@ export function render(out) {
       const pd = get('chromium', relay, t, 'pkg', 'download');
       const pu = get('chromium', relay, t, 'pkg', 'upload');
       const s = supported[`${relay}|${t}`];
-      const missing = s && !s.pkg ? `— (${s.error ? `failed: ${s.error}` : `the package opened ${s.used.join(', ') || 'nothing'}`})` : '—';
+      const kindOf = t.endsWith('wss') ? 'WebSocketStream' : 'WebSocket';
+      const missing = s && !s.pkg ? `— (${s.error ? `failed: ${s.error}` : `this package opens no ${kindOf} here`})` : '—';
       const rd = ratio(pd && pd.mbps, cd.mbps);
       const ru = ratio(pu && pu.mbps, cu && cu.mbps);
       const ud = ratio(pu && pu.mbps, pd && pd.mbps);
@@ -246,10 +250,10 @@ export function render(out) {
   L.push('### Handshakes and first bytes');
   L.push('');
   L.push(
-    `Median of ${a.handshakes} each, ms. **connect() → opened**: the WebSocket (or the Wisp stream on an open WebSocket), the relay's TCP connection and a full TLS handshake (\`resumption: false\`); **TLS** is the part the package counts as its handshake (\`info.handshakeMs\`); **first byte**: from sending a request for one byte to the first byte of the response. The floor: opening a WebSocket through the relay to the TLS server (no TLS), and the plain server's first byte over the same kind of connection (for Wisp, CONNECT and the request to the first byte). Node's TLS: \`tls.connect\` over the same relay until \`secureConnect\`, full handshake.`,
+    `Median of ${a.handshakes} each, ms. **connect() → opened**: the WebSocket (or the Wisp stream on an open WebSocket), the relay's TCP connection and a full TLS handshake (\`resumption: false\`); **handshakeMs** is the package's own figure (\`info.handshakeMs\`), from creating its TLS engine, which over a raw relay happens before the WebSocket has opened, so it includes that wait; **first byte**: from sending a request for one byte to the first byte of the response. The floor: opening a WebSocket through the relay to the TLS server (no TLS), and the plain server's first byte over the same kind of connection (for Wisp, CONNECT and the request to the first byte). Node's TLS: \`tls.connect\` over the same relay until \`secureConnect\`, full handshake.`,
   );
   L.push('');
-  L.push('| host | relay | transport | package: connect() → opened | of which TLS | package: first byte | floor: WebSocket open | floor: plain first byte | Node TLS: → secureConnect | Node TLS: first byte |');
+  L.push('| host | relay | transport | package: connect() → opened | its handshakeMs | package: first byte | floor: WebSocket open | floor: plain first byte | Node TLS: → secureConnect | Node TLS: first byte |');
   L.push('|---|---|---|---:|---:|---:|---:|---:|---:|---:|');
   for (const hs of out.handshakes || []) {
     const ok = (list) => (list || []).filter((x) => x.ok);
@@ -267,7 +271,7 @@ export function render(out) {
   L.push(
     `Measured, per row: the CPU each process and thread used during the timed transfer (the round nearest the median), from /proc (CPU-seconds per second; "others" are processes outside the benchmark), and a CPU profile of one more transfer of ${a.profileBytes / MiB} MiB with V8's sampling profiler (every ${a.interval} µs; in Chromium through CDP \`Profiler.start\`, in Node through \`node:inspector\` in the process), its self time by category as shares of the busy (non-idle) time of the JavaScript thread. ` +
       `${res.some((r) => r.profile && r.profile.named) ? "The profiled package's wasm keeps its function names (the same `wasm-opt -Oz` without `--strip-debug`), so the wasm splits into the cipher (ring), copies and fills (memcpy, memmove, memset, \`Vec::resize\`, \`extend_from_slice\`), the allocator and the rest (rustls, the bindings). " : ''}` +
-      'The bound named first is a thread at ≥ 85% of a CPU, else the machine\'s CPUs if ≥ 90% busy, else none.',
+      'The bound named first is a thread at ≥ 85% of a CPU, else the machine\'s CPUs if ≥ 90% busy (other processes included), else the busiest thread if at ≥ 65% of a CPU (\"mostly\"), else none.',
   );
   L.push('');
   const order = (r) => [r.host === 'chromium' ? 0 : 1, r.relay, Object.keys(TRANSPORTS).indexOf(r.transport), r.kind, ['pkg', 'native', 'native-default', 'ceiling', 'pkg-playwright', 'ceiling-playwright'].indexOf(r.what)];
@@ -279,7 +283,7 @@ export function render(out) {
   });
   for (const r of sorted) {
     const main = r.host === 'node' ? 'Node client main thread' : 'renderer main thread';
-    L.push(`- **${rowName(r)}** (${mbps(r.mbps)} MB/s): bounded by ${boundOf(r, main)}. CPUs: ${cpuLine(r.cpu)}.`);
+    L.push(`- **${rowName(r)}** (${mbps(r.mbps)} MB/s): ${boundOf(r, main)}. CPUs: ${cpuLine(r.cpu)}.`);
   }
   L.push('');
   const profiled = sorted.filter((r) => r.profile && r.profile.bytes);
@@ -334,6 +338,21 @@ export function render(out) {
     );
   }
   L.push('');
+  const pkgCounts = sorted.filter((r) => r.what === 'pkg').map((r) => [r, countsLine(r)]).filter(([, c]) => c);
+  if (pkgCounts.length) {
+    const span = (k) => {
+      const v = pkgCounts.map(([, c]) => c[k]);
+      const lo = Math.min(...v);
+      const hi = Math.max(...v);
+      return lo.toFixed(2) === hi.toFixed(2) ? lo.toFixed(2) : `${lo.toFixed(2)}–${hi.toFixed(2)}`;
+    };
+    const labels = [...new Set(pkgCounts.flatMap(([r]) => Object.keys(r.counts.calls || {}).filter((k) => !k.startsWith('TlsConfig.'))))];
+    L.push(
+      `Across the package's rows: ${span('callsPerMessage')} calls into wasm per transport message, ${span('inPerByte')} bytes copied into wasm and ${span('outPerByte')} out of it per byte of payload, through ${[...new Set(labels.map((l) => l.split('.')[0]))].join(' and ')}. ` +
+        "Inside wasm the profiles' \"copies and fills\" bucket above is what moves or clears bytes there (rustls' own buffers; zero-filling a buffer before reading into it); the JavaScript side adds the WebSocket's own message copies, which the ceiling pays too.",
+    );
+    L.push('');
+  }
 
   // ---- reproduce ----
   L.push('### Reproducing');
@@ -343,7 +362,8 @@ export function render(out) {
   L.push('cargo xtask bench --only datapath --datapath-bytes 64MiB');
   L.push('# after a build, parts of it (see the head of bench/datapath.mjs for every flag):');
   L.push('node bench/datapath.mjs --only chromium --bytes 64MiB --rounds 1 --no-doc --out /tmp/datapath.json');
-  L.push('node bench/datapath.mjs --only node --pkg pkg --named-pkg target/bench/datapath/pkg-named');
+  L.push('node bench/datapath.mjs --only node --pkg pkg --named-pkg target/bench/datapath/pkg-named --no-doc');
+  L.push('node bench/datapath.mjs --render target/bench/datapath.json   # this section again from the last run');
   L.push('```');
   L.push('');
   L.push(`The results, every round with its CPU figures and the profiles' summaries, are in \`target/bench/datapath.json\`.`);
