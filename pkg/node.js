@@ -404,6 +404,7 @@ export class TLSSocket extends Duplex {
     this._timer = null;
     this.connecting = false;
     const pkg = this._pkg;
+    // The socket's close() sends close_notify when open; Node's destroy() would not.
     if (pkg && !this._upgraded) pkg.close().catch(() => {});
     this._rejectWriter(err || new TlsError('invalid-state', 'the socket was destroyed'));
     callback(err);
@@ -549,7 +550,8 @@ export class TLSSocket extends Duplex {
       if (this._refed) this._timer.ref();
       else this._timer.unref();
     }
-    // RelayTransport's channel is this connection's alone (a Wisp stream has none).
+    // The raw relay's channel is this connection's alone (a Wisp stream has none: its
+    // WebSocket is shared).
     const channel = this._pkg && this._pkg._transport && this._pkg._transport.channel;
     if (!channel) return;
     if (this._refed) channel.ref?.();
