@@ -19,6 +19,15 @@ function run(cmd, args, options = {}) {
   return r.stdout;
 }
 
+/** A program from PATH, or from the sbin dirs Debian puts servers in (not on every PATH). */
+function program(name) {
+  const dirs = [...(process.env.PATH || '').split(':'), '/usr/sbin', '/usr/bin', '/sbin'];
+  for (const dir of dirs) {
+    if (dir && existsSync(path.join(dir, name))) return path.join(dir, name);
+  }
+  throw new Error(`${name} is not installed`);
+}
+
 function account(name) {
   const out = spawnSync('id', ['-u', name], { encoding: 'utf8' });
   const gid = spawnSync('id', ['-g', name], { encoding: 'utf8' });
@@ -121,7 +130,7 @@ export async function postgres(pki) {
   const key = owned('server.key', readFileSync(pki.file('server.key')));
   const hba = owned('pg_hba.conf', 'local all all trust\nhostssl all all 127.0.0.1/32 scram-sha-256\nhostnossl all all 127.0.0.1/32 reject\n');
   const data = path.join(dir, 'data');
-  run('runuser', ['-u', 'postgres', '--', path.join(bin, 'initdb'), '-D', data, '-U', 'postgres', '--pwfile', path.join(dir, 'pwfile'), '-A', 'scram-sha-256', '-E', 'UTF8', '--locale=C', '--no-sync'], { cwd: dir });
+  run(program('runuser'), ['-u', 'postgres', '--', path.join(bin, 'initdb'), '-D', data, '-U', 'postgres', '--pwfile', path.join(dir, 'pwfile'), '-A', 'scram-sha-256', '-E', 'UTF8', '--locale=C', '--no-sync'], { cwd: dir });
   const port = await h.freePort();
   const settings = {
     listen_addresses: '127.0.0.1',
@@ -142,7 +151,7 @@ export async function postgres(pki) {
   // be able to override them.
   const conf = path.join(data, 'postgresql.conf');
   writeFileSync(conf, `${readFileSync(conf, 'utf8')}\n${Object.entries(settings).map(([k, v]) => `${k} = '${v}'`).join('\n')}\n`);
-  const child = h.track(spawn('runuser', ['-u', 'postgres', '--', path.join(bin, 'postgres'), '-D', data], { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] }), 'postgres');
+  const child = h.track(spawn(program('runuser'), ['-u', 'postgres', '--', path.join(bin, 'postgres'), '-D', data], { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] }), 'postgres');
   await waitFor(child, child.stderr, /database system is ready to accept connections/, 'postgres');
   stops.push(async () => {
     // The postmaster itself, not runuser: SIGINT is its fast shutdown.
@@ -159,13 +168,13 @@ export async function postgres(pki) {
     password,
     database: 'postgres',
     /** Runs SQL as the superuser over the unix socket, with psql. */
-    psql: (sql) => run('runuser', ['-u', 'postgres', '--', path.join(bin, 'psql'), '-h', dir, '-p', String(port), '-At', '-d', 'postgres', '-c', sql]).trim(),
+    psql: (sql) => run(program('runuser'), ['-u', 'postgres', '--', path.join(bin, 'psql'), '-h', dir, '-p', String(port), '-At', '-d', 'postgres', '-c', sql]).trim(),
   };
 }
 
 /** nginx's version as [major, minor, patch]. */
 function nginxVersion() {
-  const r = spawnSync('nginx', ['-v'], { encoding: 'utf8' });
+  const r = spawnSync(program('nginx'), ['-v'], { encoding: 'utf8' });
   const m = /nginx\/(\d+)\.(\d+)\.(\d+)/.exec(`${r.stdout}${r.stderr}`);
   if (!m) throw new Error(`nginx -v: ${r.error || r.stderr}`);
   return m.slice(1).map(Number);
@@ -215,7 +224,7 @@ http {
 }
 `;
   writeFileSync(path.join(dir, 'nginx.conf'), conf);
-  const child = h.track(spawn('nginx', ['-p', dir, '-c', path.join(dir, 'nginx.conf'), '-e', path.join(dir, 'error.log')], { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] }), 'nginx');
+  const child = h.track(spawn(program('nginx'), ['-p', dir, '-c', path.join(dir, 'nginx.conf'), '-e', path.join(dir, 'error.log')], { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] }), 'nginx');
   await listening(port, child, 'nginx');
   stops.push(async () => {
     child.kill('SIGTERM');
@@ -273,7 +282,7 @@ service imap-login {
 `;
   const confPath = path.join(dir, 'dovecot.conf');
   writeFileSync(confPath, conf);
-  const child = h.track(spawn('dovecot', ['-F', '-c', confPath], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] }), 'dovecot');
+  const child = h.track(spawn(program('dovecot'), ['-F', '-c', confPath], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] }), 'dovecot');
   child.stdout.on('data', () => {});
   await listening(imapPort, child, 'dovecot');
   await listening(imapsPort, child, 'dovecot');
