@@ -457,6 +457,35 @@ test('errors: \'error\' with the TlsError\'s code, then \'close\', and no \'conn
   assert.throws(() => createConnection({ starttls: 'smtp' }), (e) => e.code === 'invalid-config');
 });
 
+test('mutual TLS: cert and key as PEM Buffers, ca as DER, as Node takes them; without them, client-certificate-required', { timeout: 20000 }, async () => {
+  const client = servers.clientCertificate(pki);
+  const server = await h.opensslServer(pki, 'server', ['-Verify', '1', '-CAfile', pki.file('ca.pem')]);
+  const local = await h.relay([server.port]);
+  const der = new X509Certificate(pki.ca).raw;
+  const socket = createConnection({ relay: local.url, WebSocket, host: '127.0.0.1', port: server.port, ca: der, cert: readFileSync(client.cert), key: readFileSync(client.key) });
+  const seen = record(socket, ['secureConnect', 'end', 'close', 'error']);
+  socket.once('secureConnect', () => socket.write('GET / HTTP/1.0\r\n\r\n'));
+  let text = '';
+  socket.setEncoding('utf8');
+  socket.on('data', (d) => {
+    text += d;
+  });
+  await first(socket, ['close']);
+  assert.deepEqual(seen, ['secureConnect', 'end', 'close']);
+  // s_server's status page names the certificate it was given.
+  assert.match(text, /Client certificate[\s\S]*Subject: CN ?= ?wasm-tls client/);
+
+  const without = createConnection({ relay: local.url, WebSocket, host: '127.0.0.1', port: server.port, ca: der });
+  let err;
+  without.on('error', (e) => {
+    err = e;
+  });
+  await first(without, ['close']);
+  assert.equal(err && err.code, 'client-certificate-required');
+  server.child.kill('SIGKILL');
+  local.child.kill('SIGKILL');
+});
+
 test('setTimeout: \'timeout\' after that long without reads or writes; activity postpones it', { timeout: 20000 }, async () => {
   const socket = createConnection(opts(vias.Wisp, { port: dovecot.imapsPort }));
   const seen = record(socket);

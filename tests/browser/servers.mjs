@@ -317,3 +317,12 @@ export async function notReading(pki) {
   await listening(port, child, 's_server');
   return { port, child };
 }
+
+/** A client certificate (`client.pem`, `client.key`) from the test PKI's CA, for mutual TLS. */
+export function clientCertificate(pki) {
+  const sh = (args) => run('openssl', args, { cwd: pki.dir });
+  sh(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'client.key', '-out', 'client.csr', '-subj', '/CN=wasm-tls client']);
+  writeFileSync(pki.file('client.ext'), 'extendedKeyUsage=clientAuth\nbasicConstraints=CA:FALSE\n');
+  sh(['x509', '-req', '-in', 'client.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '7', '-out', 'client.pem', '-extfile', 'client.ext']);
+  return { cert: pki.file('client.pem'), key: pki.file('client.key') };
+}
