@@ -404,8 +404,8 @@ export class TLSSocket extends Duplex {
     this._timer = null;
     this.connecting = false;
     const pkg = this._pkg;
-    // The socket's close() sends close_notify when open; Node's destroy() would not.
-    if (pkg && !this._upgraded) pkg.close().catch(() => {});
+    // As Node's destroy(): no close_notify, and no waiting for writes in flight.
+    if (pkg && !this._upgraded) pkg.abort(err || 'the stream was destroyed');
     this._rejectWriter(err || new TlsError('invalid-state', 'the socket was destroyed'));
     callback(err);
   }

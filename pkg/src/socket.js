@@ -209,6 +209,16 @@ export class Socket {
     return new Socket(this._transport, this._host, { ...this._options, ...options }, true);
   }
 
+  /**
+   * Ends the connection at once, without close_notify and without waiting for writes in
+   * flight: `opened` (if pending), `closed` and the streams fail with `reason` (code
+   * `aborted` unless it is a TlsError).
+   */
+  abort(reason = 'the socket was aborted') {
+    this._fail(asTlsError(reason, 'aborted'));
+    return this.closed.catch(() => {});
+  }
+
   /** Sends close_notify (if secure and open) and closes the connection. */
   async close() {
     if (this.state === 'closed' || this.state === 'failed') return this.closed.catch(() => {});

@@ -1,7 +1,7 @@
 // Checks the one list of error codes, pkg/src/codes.js, against every place a code lives:
 // the core's (the match in `Error::code()`, src/error.rs) and the WIT `error-code` enum
 // (wit/tls.wit) hold exactly its `core` codes; the JS reports only listed codes (every
-// `new TlsError('…'` in pkg/index.js and pkg/src/**/*.js, and the literals passed to a
+// `new TlsError('…'` in pkg/index.js, pkg/node.js and pkg/src/**/*.js, and the literals passed to a
 // function that forwards its argument as the code, such as `asTlsError(err, 'aborted')`)
 // and every listed code is reported somewhere; the TlsErrorCode union in pkg/index.d.ts
 // names exactly the list; and pkg/README.md's table is the list (`--write` rewrites it).
@@ -41,8 +41,10 @@ function rustCodes() {
 
 function jsFiles() {
   const files = [];
-  const index = join(root, 'pkg/index.js');
-  if (existsSync(index)) files.push(index);
+  for (const entry of ['pkg/index.js', 'pkg/node.js']) {
+    const path = join(root, entry);
+    if (existsSync(path)) files.push(path);
+  }
   const walk = (dir) => {
     if (!existsSync(dir)) return;
     for (const entry of readdirSync(dir, { withFileTypes: true })) {

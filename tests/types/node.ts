@@ -8,7 +8,7 @@ import type { Duplex } from 'node:stream';
 import { WebSocket } from 'ws';
 import { connect, init, TlsConfig, TlsConnection, TlsError, type SecureSocketInfo, type Socket } from 'wasm-tls';
 // wasm-tls/node, by its path: tsconfig maps only the 'wasm-tls' specifier.
-import { createConnection, TLSSocket, type CreateConnectionOptions } from '../../pkg/node.js';
+import { createConnection, TLSSocket, type CreateConnectionOptions } from 'wasm-tls/node';
 
 const relay = 'wss://relay.example/';
 
