@@ -17,7 +17,6 @@ export type TlsErrorCode =
   | 'certificate-name-mismatch'
   | 'certificate-self-signed'
   | 'certificate-unknown-issuer'
-  | 'certificate-incomplete-chain'
   | 'certificate-revoked'
   | 'certificate-invalid-purpose'
   | 'certificate-bad-signature'

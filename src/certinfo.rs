@@ -92,7 +92,7 @@ fn format_name(parts: Vec<(String, String)>) -> String {
     parts
         .iter()
         .rev()
-        .map(|(k, v)| format!("{k}={v}"))
+        .map(|(k, v)| format!("{k}={}", escape(v)))
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -112,7 +112,8 @@ fn oid_name(oid: &[u8]) -> String {
     }
 }
 
-fn dotted_oid(oid: &[u8]) -> String {
+/// An OID's contents in dotted form (`1.2.840.10045.4.3.4`).
+pub(crate) fn dotted_oid(oid: &[u8]) -> String {
     let mut arcs = Vec::new();
     let mut value: u64 = 0;
     for &b in oid {
@@ -132,6 +133,32 @@ fn dotted_oid(oid: &[u8]) -> String {
         out = format!("{a}.{b}");
         for arc in rest {
             out.push_str(&format!(".{arc}"));
+        }
+    }
+    out
+}
+
+/// Escapes what could forge or hide text where a name is printed (a log line, a
+/// terminal): control characters as `\0`, `\n`, `\x7f`; other invisible or
+/// direction-changing characters as `\u{202e}`; and the backslash itself.
+pub(crate) fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for ch in text.chars() {
+        match ch {
+            '\\' => out.push_str("\\\\"),
+            '\0' => out.push_str("\\0"),
+            '\t' => out.push_str("\\t"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\x00'..='\x1f' | '\x7f' => out.push_str(&format!("\\x{:02x}", u32::from(ch))),
+            '\u{80}'..='\u{9f}'
+            | '\u{ad}'
+            | '\u{200b}'..='\u{200f}'
+            | '\u{2028}'..='\u{202e}'
+            | '\u{2060}'..='\u{206f}'
+            | '\u{feff}'
+            | '\u{fff9}'..='\u{fffb}' => out.push_str(&format!("\\u{{{:x}}}", u32::from(ch))),
+            _ => out.push(ch),
         }
     }
     out
@@ -290,6 +317,14 @@ mod tests {
             CertificateSummary::from_der(&[0x30, 0x02, 0x30, 0x00]),
             None
         );
+    }
+
+    #[test]
+    fn names_are_escaped() {
+        assert_eq!(escape("\x7f\0\0\x01"), "\\x7f\\0\\0\\x01");
+        assert_eq!(escape("a\nb\\c"), "a\\nb\\\\c");
+        assert_eq!(escape("evil\u{202e}moc.x"), "evil\\u{202e}moc.x");
+        assert_eq!(escape("Résumé, Inc."), "Résumé, Inc.");
     }
 
     #[test]

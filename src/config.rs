@@ -146,7 +146,7 @@ fn push_hex(out: &mut String, bytes: &[u8]) {
 }
 
 /// Verifies exactly as rustls-webpki does, and names the cause of a failure more precisely
-/// (self-signed, untrusted root, incomplete chain) by looking at the chain it was given.
+/// (self-signed, untrusted root, issuer not found) by looking at the chain it was given.
 #[derive(Debug)]
 struct ExplainingVerifier {
     inner: Arc<WebPkiServerVerifier>,
@@ -160,32 +160,30 @@ impl ExplainingVerifier {
             .filter_map(CertificateSummary::from_der)
             .collect();
         let Some(last) = summaries.last() else {
-            return Error::CertificateIncompleteChain {
-                missing_issuer: "(unreadable certificate)".to_owned(),
+            return Error::CertificateUnknownIssuer {
+                issuer: "(unreadable certificate)".to_owned(),
+                root_sent: false,
+                name_trusted: false,
             };
         };
-        if last.is_self_issued() {
-            if summaries.len() == 1 {
-                Error::CertificateSelfSigned {
-                    subject: last.subject.clone(),
-                }
-            } else {
-                Error::CertificateUnknownIssuer {
-                    root: last.subject.clone(),
-                }
-            }
-        } else if self.root_subjects.contains(&last.issuer) {
-            // The issuer's name is trusted but its key did not verify the chain.
-            Error::CertificateUnknownIssuer {
-                root: format!(
-                    "{} (a trusted root has this name, but a different key)",
-                    last.issuer
-                ),
-            }
+        if last.is_self_issued() && summaries.len() == 1 {
+            return Error::CertificateSelfSigned {
+                subject: last.subject.clone(),
+            };
+        }
+        // A root the server sent, or the issuer of the last certificate it sent: the
+        // latter is missing, and whether as an intermediate the server should send or
+        // as a CA this client does not trust cannot be told from here.
+        let root_sent = last.is_self_issued();
+        let issuer = if root_sent {
+            last.subject.clone()
         } else {
-            Error::CertificateIncompleteChain {
-                missing_issuer: last.issuer.clone(),
-            }
+            last.issuer.clone()
+        };
+        Error::CertificateUnknownIssuer {
+            name_trusted: !root_sent && self.root_subjects.contains(&issuer),
+            issuer,
+            root_sent,
         }
     }
 }
@@ -561,12 +559,13 @@ fn push_der_len(out: &mut Vec<u8>, len: usize) {
     }
 }
 
-/// ring's provider, with the cipher suites ordered for the target: AES-GCM first where
-/// AES has hardware support, ChaCha20-Poly1305 first in WebAssembly, where ring's
-/// portable AES is several times slower than ChaCha20.
+/// ring's provider, with the signature algorithms of [`crate::signatures`], and the
+/// cipher suites ordered for the target: AES-GCM first where AES has hardware support,
+/// ChaCha20-Poly1305 first in WebAssembly, where ring's portable AES is several times
+/// slower than ChaCha20.
 fn crypto_provider() -> CryptoProvider {
-    #[allow(unused_mut)]
     let mut provider = rustls::crypto::ring::default_provider();
+    provider.signature_verification_algorithms = crate::signatures::SUPPORTED;
     #[cfg(target_arch = "wasm32")]
     provider.cipher_suites.sort_by_key(|suite| {
         !matches!(

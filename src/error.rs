@@ -8,7 +8,8 @@ use std::fmt;
 
 use rustls::{AlertDescription, CertificateError, PeerIncompatible};
 
-use crate::certinfo::format_unix_time;
+use crate::certinfo::{escape, format_unix_time};
+use crate::signatures::describe_algorithm;
 
 /// OpenSSL's `SSL_get_error(3)` classes, as the host sees them after a call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -82,17 +83,17 @@ pub enum Error {
         /// The certificate's subject.
         subject: String,
     },
-    /// The chain ends in a root certificate that is not trusted.
+    /// The chain does not reach a trusted root. Either it ends in a root the server sent
+    /// that is not trusted, or the issuer of the last certificate the server sent is
+    /// neither sent nor trusted: the CA is not trusted here, or the server does not send
+    /// an intermediate certificate (which of the two cannot be told apart from here).
     CertificateUnknownIssuer {
-        /// The subject of the untrusted root the chain ends in.
-        root: String,
-    },
-    /// The chain does not reach a trusted root: the issuer of the last certificate the
-    /// server sent is neither sent nor trusted (a missing intermediate, or a CA that
-    /// was not added to the roots).
-    CertificateIncompleteChain {
-        /// The issuer that could not be found.
-        missing_issuer: String,
+        /// The issuer's distinguished name.
+        issuer: String,
+        /// Whether the server sent this issuer itself, as a root that is not trusted.
+        root_sent: bool,
+        /// Whether a trusted root has this name, but not the key that signed the chain.
+        name_trusted: bool,
     },
     /// The certificate was revoked by its issuer.
     CertificateRevoked,
@@ -169,7 +170,6 @@ impl Error {
             Self::CertificateNameMismatch { .. } => "certificate-name-mismatch",
             Self::CertificateSelfSigned { .. } => "certificate-self-signed",
             Self::CertificateUnknownIssuer { .. } => "certificate-unknown-issuer",
-            Self::CertificateIncompleteChain { .. } => "certificate-incomplete-chain",
             Self::CertificateRevoked => "certificate-revoked",
             Self::CertificateInvalidPurpose => "certificate-invalid-purpose",
             Self::CertificateBadSignature => "certificate-bad-signature",
@@ -257,13 +257,25 @@ impl fmt::Display for Error {
                 f,
                 "certificate is self-signed and not trusted: {subject} (add it with the trusted roots to accept it)"
             ),
-            Self::CertificateUnknownIssuer { root } => write!(
+            Self::CertificateUnknownIssuer {
+                issuer,
+                root_sent: true,
+                ..
+            } => write!(
                 f,
-                "unknown issuer: the chain ends in the root {root}, which is not trusted"
+                "unknown issuer: the chain ends in the root {issuer}, which is not trusted"
             ),
-            Self::CertificateIncompleteChain { missing_issuer } => write!(
+            Self::CertificateUnknownIssuer {
+                issuer,
+                name_trusted: true,
+                ..
+            } => write!(
                 f,
-                "incomplete chain: the issuer {missing_issuer} was neither sent by the server nor is a trusted root (the server may be missing an intermediate certificate, or the CA is not trusted)"
+                "unknown issuer: a trusted root is named {issuer}, but its key did not sign the chain"
+            ),
+            Self::CertificateUnknownIssuer { issuer, .. } => write!(
+                f,
+                "unknown issuer: the issuer {issuer} was neither sent by the server nor is a trusted root: either this CA is not trusted here (add it to the trusted roots), or the server does not send the intermediate certificate it needs"
             ),
             Self::CertificateRevoked => f.write_str("certificate has been revoked"),
             Self::CertificateInvalidPurpose => {
@@ -357,11 +369,13 @@ impl From<CertificateError> for Error {
                 expected: String::new(),
                 presented: Vec::new(),
             },
-            // The verifier left the precise cause (self-signed, untrusted root,
-            // incomplete chain) for this thread; see config.rs.
+            // The verifier left the precise cause (self-signed, untrusted root, issuer
+            // not found) for this thread; see config.rs.
             CertificateError::UnknownIssuer => {
-                crate::config::take_explanation().unwrap_or(Self::CertificateIncompleteChain {
-                    missing_issuer: "(unknown)".to_owned(),
+                crate::config::take_explanation().unwrap_or(Self::CertificateUnknownIssuer {
+                    issuer: "(unknown)".to_owned(),
+                    root_sent: false,
+                    name_trusted: false,
                 })
             }
             CertificateError::Revoked => Self::CertificateRevoked,
@@ -369,6 +383,25 @@ impl From<CertificateError> for Error {
                 Self::CertificateInvalidPurpose
             }
             CertificateError::BadSignature => Self::CertificateBadSignature,
+            CertificateError::UnsupportedSignatureAlgorithmContext {
+                signature_algorithm_id,
+                ..
+            } => Self::CertificateInvalid {
+                reason: format!(
+                    "a certificate in the chain is signed with {}, which is not supported",
+                    describe_algorithm(&signature_algorithm_id)
+                ),
+            },
+            CertificateError::UnsupportedSignatureAlgorithmForPublicKeyContext {
+                signature_algorithm_id,
+                public_key_algorithm_id,
+            } => Self::CertificateInvalid {
+                reason: format!(
+                    "a certificate in the chain is signed with {} by {}, a combination that is not supported",
+                    describe_algorithm(&signature_algorithm_id),
+                    describe_algorithm(&public_key_algorithm_id)
+                ),
+            },
             CertificateError::Other(other) => Self::CertificateInvalid {
                 reason: other.to_string(),
             },
@@ -385,12 +418,12 @@ fn plain_name(presented: &str) -> String {
         .split_once('(')
         .and_then(|(_, rest)| rest.strip_suffix(')'))
         .unwrap_or(presented);
-    inner.trim_matches('"').to_owned()
+    escape(inner.trim_matches('"'))
 }
 
 pub(crate) fn server_name_string(name: &rustls_pki_types::ServerName<'_>) -> String {
     match name {
-        rustls_pki_types::ServerName::DnsName(dns) => dns.as_ref().to_owned(),
+        rustls_pki_types::ServerName::DnsName(dns) => escape(dns.as_ref()),
         rustls_pki_types::ServerName::IpAddress(ip) => std::net::IpAddr::from(*ip).to_string(),
         other => format!("{other:?}"),
     }

@@ -34,6 +34,7 @@ mod error;
 mod info;
 mod pipe;
 mod roots;
+mod signatures;
 mod stream;
 
 #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]

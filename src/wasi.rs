@@ -49,7 +49,6 @@ fn error_code(err: &Error) -> wit::ErrorCode {
         Error::CertificateNameMismatch { .. } => C::CertificateNameMismatch,
         Error::CertificateSelfSigned { .. } => C::CertificateSelfSigned,
         Error::CertificateUnknownIssuer { .. } => C::CertificateUnknownIssuer,
-        Error::CertificateIncompleteChain { .. } => C::CertificateIncompleteChain,
         Error::CertificateRevoked => C::CertificateRevoked,
         Error::CertificateInvalidPurpose => C::CertificateInvalidPurpose,
         Error::CertificateBadSignature => C::CertificateBadSignature,

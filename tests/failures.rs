@@ -15,7 +15,7 @@ use common::{
 };
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use wasm_tls::{Config, Error, FixedClock, SslError, Status, TlsVersion};
+use wasm_tls::{format_unix_time, Config, Error, FixedClock, SslError, Status, TlsVersion};
 
 const VERSIONS: [&str; 2] = ["-tls1_3", "-tls1_2"];
 
@@ -95,8 +95,15 @@ fn expired_certificate() {
             panic!("{err:?}");
         };
         assert_eq!(*not_after, Some(common::unix_date(2001, 1, 1)));
-        assert!(now.is_some_and(|n| n > common::unix_date(2020, 1, 1)));
-        assert!(err.to_string().contains("2001-01-01 00:00:00 UTC"), "{err}");
+        let now = now.expect("the validation time");
+        assert!(now > common::unix_date(2020, 1, 1));
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "certificate expired: it was valid until 2001-01-01 00:00:00 UTC, and it is now {}",
+                format_unix_time(now)
+            )
+        );
     }
 }
 
@@ -104,11 +111,17 @@ fn expired_certificate() {
 fn not_yet_valid_certificate() {
     let pki = pki();
     for err in certificate_failure(&pki.not_yet_valid, "certificate-not-yet-valid", Some(45)) {
-        let Error::CertificateNotYetValid { not_before, .. } = &err else {
+        let Error::CertificateNotYetValid { not_before, now } = &err else {
             panic!("{err:?}");
         };
         assert_eq!(*not_before, Some(common::unix_date(2090, 1, 1)));
-        assert!(err.to_string().contains("2090-01-01"), "{err}");
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "certificate not yet valid: it is valid from 2090-01-01 00:00:00 UTC, and it is now {}",
+                format_unix_time(now.expect("the validation time"))
+            )
+        );
     }
 }
 
@@ -125,7 +138,10 @@ fn certificate_for_another_name() {
         };
         assert_eq!(expected, "localhost");
         assert_eq!(presented, &["other.example".to_owned()]);
-        assert!(err.to_string().contains("other.example"), "{err}");
+        assert_eq!(
+            err.to_string(),
+            "certificate is not valid for the name \"localhost\": it is valid for other.example"
+        );
     }
 }
 
@@ -139,14 +155,24 @@ fn ip_address_not_in_the_certificate() {
         .expect("config");
     let err = handshake_failure(&server, &config);
     assert_eq!(err.code(), "certificate-name-mismatch", "{err}");
-    assert!(err.to_string().contains("127.0.0.1"), "{err}");
+    assert_eq!(
+        err.to_string(),
+        "certificate is not valid for the name \"127.0.0.1\": it is valid for other.example"
+    );
 }
 
 #[test]
 fn self_signed_certificate() {
     let pki = pki();
     for err in certificate_failure(&pki.self_signed, "certificate-self-signed", None) {
-        assert!(err.to_string().contains("CN=localhost"), "{err}");
+        let Error::CertificateSelfSigned { subject } = &err else {
+            panic!("{err:?}");
+        };
+        assert!(subject.starts_with("CN=localhost"), "{subject}");
+        assert_eq!(
+            err.to_string(),
+            format!("certificate is self-signed and not trusted: {subject} (add it with the trusted roots to accept it)")
+        );
     }
 }
 
@@ -168,8 +194,31 @@ fn self_signed_certificate_is_accepted_when_trusted() {
 fn chain_to_an_untrusted_root() {
     let pki = pki();
     for err in certificate_failure(&pki.untrusted_root, "certificate-unknown-issuer", None) {
-        assert!(err.to_string().contains(&pki.untrusted_root_cn), "{err}");
+        let Error::CertificateUnknownIssuer {
+            issuer,
+            root_sent,
+            name_trusted,
+        } = &err
+        else {
+            panic!("{err:?}");
+        };
+        assert!(issuer.contains(&pki.untrusted_root_cn), "{issuer}");
+        assert!(*root_sent && !*name_trusted, "{err:?}");
+        assert_eq!(
+            err.to_string(),
+            format!("unknown issuer: the chain ends in the root {issuer}, which is not trusted")
+        );
     }
+}
+
+/// The message for an issuer neither sent nor trusted: it names the issuer and both
+/// possible causes.
+fn issuer_not_found(issuer: &str) -> String {
+    format!(
+        "unknown issuer: the issuer {issuer} was neither sent by the server nor is a trusted root: \
+         either this CA is not trusted here (add it to the trusted roots), or the server does not \
+         send the intermediate certificate it needs"
+    )
 }
 
 #[test]
@@ -177,29 +226,41 @@ fn missing_intermediate() {
     let pki = pki();
     for err in certificate_failure(
         &pki.missing_intermediate,
-        "certificate-incomplete-chain",
+        "certificate-unknown-issuer",
         None,
     ) {
-        let Error::CertificateIncompleteChain { missing_issuer } = &err else {
-            panic!("{err:?}");
+        let expected = Error::CertificateUnknownIssuer {
+            issuer: format!("CN={}, O=wasm-tls tests", pki.ecdsa.intermediate_cn),
+            root_sent: false,
+            name_trusted: false,
         };
-        assert!(
-            missing_issuer.contains(&pki.ecdsa.intermediate_cn),
-            "{missing_issuer}"
+        assert_eq!(err, expected);
+        assert_eq!(
+            err.to_string(),
+            issuer_not_found(&format!(
+                "CN={}, O=wasm-tls tests",
+                pki.ecdsa.intermediate_cn
+            ))
         );
     }
 }
 
 #[test]
-fn good_chain_from_an_untrusted_ca_is_an_incomplete_chain() {
-    // The RSA hierarchy's root is not trusted and not sent: its issuer is unknown.
+fn good_chain_from_an_untrusted_ca_is_an_unknown_issuer() {
+    // The RSA hierarchy's root is not trusted and not sent: as for a missing
+    // intermediate, the client cannot tell which of the two it is.
     let pki = pki();
     let server = OpensslServer::www(&pki.rsa.leaf, &[]);
     let config = config_for("localhost", &pki.ecdsa.root_pem)
         .build()
         .expect("config");
     let err = handshake_failure(&server, &config);
-    assert_eq!(err.code(), "certificate-incomplete-chain", "{err}");
+    assert_eq!(err.code(), "certificate-unknown-issuer", "{err}");
+    let Error::CertificateUnknownIssuer { issuer, .. } = &err else {
+        panic!("{err:?}");
+    };
+    assert!(issuer.starts_with("CN=wasm-tls Test Root"), "{issuer}");
+    assert_eq!(err.to_string(), issuer_not_found(issuer));
 }
 
 #[test]
@@ -350,10 +411,14 @@ fn tls_client_other_certificate_failures() {
         "localhost",
         "certificate-unknown-issuer",
     );
-    tls_client_failure(
+    let stderr = tls_client_failure(
         &pki.missing_intermediate,
         "localhost",
-        "certificate-incomplete-chain",
+        "certificate-unknown-issuer",
+    );
+    assert!(
+        stderr.contains("or the server does not send the intermediate certificate it needs"),
+        "{stderr}"
     );
 }
 

@@ -437,7 +437,7 @@ async function until(predicate, ms = 5000) {
 test('errors: \'error\' with the TlsError\'s code, then \'close\', and no \'connect\'', { timeout: 20000 }, async () => {
   const cases = [
     [{ port: expired.port }, 'certificate-expired'],
-    [{ port: nginx.port, ca: undefined, bundledRoots: true }, 'certificate-incomplete-chain'],
+    [{ port: nginx.port, ca: undefined, bundledRoots: true }, 'certificate-unknown-issuer'],
     [{ port: nginx.port, servername: 'wrong.example' }, 'certificate-name-mismatch'],
     [{ port: nginx.port, host: '127.0.0.2' }, 'relay-refused'],
   ];

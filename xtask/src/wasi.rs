@@ -145,12 +145,20 @@ pub fn test(root: &Path) -> Result<(), String> {
             .arg("tests/wasi/wasi.test.mjs")
             .current_dir(root)),
         // Ignored by a plain `cargo test`, which has no component to run.
-        run(
-            cargo(&["test", "-j2", "--test", "starttls", "--", "--ignored"]).env(
-                "WASM_TLS_CLIENT_WASM",
-                root.join("target/wasi/tls-client.wasm"),
-            ),
-        ),
+        run(cargo(&[
+            "test",
+            "-j2",
+            "--test",
+            "starttls",
+            "--test",
+            "signatures",
+            "--",
+            "--ignored",
+        ])
+        .env(
+            "WASM_TLS_CLIENT_WASM",
+            root.join("target/wasi/tls-client.wasm"),
+        )),
     ]
     .into_iter()
     .filter_map(Result::err)
