@@ -165,6 +165,8 @@ impl<T: Read + Write> Stream<T> {
 
     /// Pushes what the socket delivers (or EOF), the refused bytes first.
     fn fill(&mut self) -> io::Result<()> {
+        // The peer may be waiting for what an earlier call could not send.
+        self.send()?;
         if !self.parked.is_empty() {
             let taken = self.tls.push_ciphertext(&self.parked);
             self.parked.drain(..taken);

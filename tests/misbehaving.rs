@@ -646,10 +646,10 @@ fn stalled_handshake_core_wants_read_and_does_not_spin() {
         let mut conn = TlsStream::open(server.port, &client_config());
         assert_eq!(conn.tls.connect(), Ok(Status::WantWrite));
         let hello = conn.tls.take_ciphertext();
-        conn.stream.write_all(&hello).expect("send the ClientHello");
+        conn.sock.write_all(&hello).expect("send the ClientHello");
         if !bytes.is_empty() {
             let mut buf = [0; 16];
-            let n = conn.stream.read(&mut buf).expect("the partial record");
+            let n = conn.sock.read(&mut buf).expect("the partial record");
             assert_eq!(conn.tls.push_ciphertext(&buf[..n]), n);
         }
         assert_waits_without_spinning(&mut conn.tls, |tls| match tls.connect() {
@@ -657,12 +657,12 @@ fn stalled_handshake_core_wants_read_and_does_not_spin() {
             Err(err) => panic!("{err}"),
         });
         // The socket has nothing either: the server really is silent.
-        conn.stream
+        conn.sock
             .set_read_timeout(Some(Duration::from_millis(200)))
             .expect("timeout");
         let mut buf = [0; 16];
         let silent = matches!(
-            conn.stream.read(&mut buf),
+            conn.sock.read(&mut buf),
             Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut)
         );
         assert!(silent, "the stalling server sent something");
@@ -698,11 +698,11 @@ fn stalled_after_the_handshake_core_wants_read_and_does_not_spin() {
         });
         let mut conn = TlsStream::connect(server.port, &client_config()).expect("handshake");
         // Take in what the server sent after its handshake (TLS 1.3 session tickets).
-        conn.stream
+        conn.sock
             .set_read_timeout(Some(Duration::from_millis(300)))
             .expect("timeout");
         let mut buf = vec![0; 16 * 1024];
-        while let Ok(n) = conn.stream.read(&mut buf) {
+        while let Ok(n) = conn.sock.read(&mut buf) {
             if n == 0 {
                 break;
             }

@@ -1,5 +1,10 @@
 //! A client and a server connected in memory. The client is the real API
 //! ([`wasm_tls::TlsClient`]); the server is a rustls `ServerConnection`.
+//!
+//! It pumps the core itself rather than through `wasm_tls::Stream`: the pairs run in
+//! lock step in one thread, where a blocking stream would wait for a peer that only
+//! moves on its next turn, and the handshake benchmark times the client's own calls.
+//! It keeps the pump's rules: refused bytes stay in flight and are offered first.
 
 use rustls::ServerConnection;
 use wasm_tls::{Status, TlsClient};

@@ -8,6 +8,10 @@
 //! nor while the core refuses bytes that a `read` would make room for; errors are sticky
 //! and classified consistently; buffers stay bounded; and what the client reads is
 //! exactly what the server sent, when nobody tampered with it.
+//!
+//! [`Host`] drives the [`TlsClient`] call by call rather than through `wasm_tls::Stream`
+//! or `wasm_tls::TlsPipe`: those hold the pump's rules so that hosts need not, and the
+//! point here is to check, on every call, the contract those rules rest on.
 
 use std::io::{Read, Write};
 use std::sync::{Arc, OnceLock};

@@ -1,6 +1,6 @@
 //! Shared support for the tests against real servers: a throwaway PKI made at test time,
-//! a guard around `openssl s_server`, a blocking socket pump for [`TlsClient`], and a
-//! runner for the `tls-client` command.
+//! a guard around `openssl s_server`, a blocking [`wasm_tls::Stream`] over `TcpStream`,
+//! and a runner for the `tls-client` command.
 
 #![allow(dead_code)]
 
@@ -18,7 +18,7 @@ use rcgen::{
     date_time_ymd, BasicConstraints, CertificateParams, DistinguishedName, DnType,
     ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
 };
-use wasm_tls::{Config, ConfigBuilder, Error, Status, TlsClient};
+use wasm_tls::{Config, ConfigBuilder, Error, TlsClient};
 
 /// Bounds every single wait on a socket.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -530,7 +530,7 @@ pub fn free_port() -> u16 {
 }
 
 // ---------------------------------------------------------------------------------------
-// A blocking pump over TcpStream
+// A blocking TLS stream over TcpStream
 // ---------------------------------------------------------------------------------------
 
 /// How a read to the end finished.
@@ -552,13 +552,40 @@ impl End {
     }
 }
 
-/// A [`TlsClient`] pumped over a blocking `TcpStream` with read timeouts.
+/// A [`wasm_tls::Stream`] over a blocking `TcpStream` with timeouts, its results as the
+/// core's [`Error`]s. It dereferences to the stream, whose parts `tls` and `sock` the
+/// tests drive by hand where they need to.
 pub struct TlsStream {
-    pub stream: TcpStream,
-    pub tls: TlsClient,
-    parked: Vec<u8>,
-    eof: bool,
-    scratch: Vec<u8>,
+    inner: wasm_tls::Stream<TcpStream>,
+}
+
+impl std::ops::Deref for TlsStream {
+    type Target = wasm_tls::Stream<TcpStream>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.inner
+    }
+}
+
+impl std::ops::DerefMut for TlsStream {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.inner
+    }
+}
+
+/// The core's error an I/O error carries; a socket error or a timeout fails the test.
+fn core_error(err: io::Error, what: &str) -> Error {
+    match err.get_ref().and_then(|e| e.downcast_ref::<Error>()) {
+        Some(tls) => tls.clone(),
+        None if matches!(
+            err.kind(),
+            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+        ) =>
+        {
+            panic!("timed out waiting for the server during {what} ({err})")
+        }
+        None => panic!("socket error during {what}: {err}"),
+    }
 }
 
 impl TlsStream {
@@ -575,11 +602,7 @@ impl TlsStream {
         let _ = stream.set_nodelay(true);
         let tls = TlsClient::new(config).expect("make a client");
         Self {
-            stream,
-            tls,
-            parked: Vec::new(),
-            eof: false,
-            scratch: vec![0; 32 * 1024],
+            inner: wasm_tls::Stream::new(tls, stream),
         }
     }
 
@@ -590,124 +613,30 @@ impl TlsStream {
         Ok(conn)
     }
 
-    /// Sends what the core has queued. A peer that is gone is not an error here: the
-    /// read side reports why.
-    fn flush(&mut self) {
-        let out = self.tls.take_ciphertext();
-        if out.is_empty() {
-            return;
-        }
-        match self.stream.write_all(&out) {
-            Ok(()) => {}
-            Err(err)
-                if matches!(
-                    err.kind(),
-                    io::ErrorKind::BrokenPipe
-                        | io::ErrorKind::ConnectionReset
-                        | io::ErrorKind::ConnectionAborted
-                ) => {}
-            Err(err) => panic!("socket write failed: {err}"),
-        }
-    }
-
-    /// Waits for the socket and pushes what arrived (or EOF).
-    fn fill(&mut self) {
-        if !self.parked.is_empty() {
-            let taken = self.tls.push_ciphertext(&self.parked);
-            self.parked.drain(..taken);
-            return;
-        }
-        if self.eof {
-            // Nothing more will come; the core reports EOF from now on.
-            self.tls.push_eof();
-            return;
-        }
-        match self.stream.read(&mut self.scratch) {
-            Ok(0) => {
-                self.eof = true;
-                self.tls.push_eof();
-            }
-            Ok(n) => {
-                let taken = self.tls.push_ciphertext(&self.scratch[..n]);
-                self.parked.extend_from_slice(&self.scratch[taken..n]);
-            }
-            Err(err)
-                if matches!(
-                    err.kind(),
-                    io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted
-                ) =>
-            {
-                self.eof = true;
-                self.tls.push_eof();
-            }
-            Err(err)
-                if matches!(
-                    err.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) =>
-            {
-                panic!("timed out waiting for the server ({err})")
-            }
-            Err(err) => panic!("socket read failed: {err}"),
-        }
-    }
-
     /// Drives `connect` to completion.
     pub fn handshake(&mut self) -> Result<(), Error> {
-        let deadline = Instant::now() + EXCHANGE_TIMEOUT;
-        loop {
-            assert!(Instant::now() < deadline, "the handshake did not finish");
-            match self.tls.connect() {
-                Ok(Status::Done(())) => return Ok(()),
-                Ok(Status::WantWrite) => self.flush(),
-                Ok(Status::WantRead) => self.fill(),
-                Ok(Status::Closed) => return Err(Error::UnexpectedEof),
-                Err(err) => {
-                    // The alert telling the server why is queued: send it, as OpenSSL does.
-                    self.flush();
-                    return Err(err);
-                }
-            }
-        }
+        self.inner
+            .connect()
+            .map_err(|err| core_error(err, "the handshake"))
     }
 
-    /// Writes all of `data`.
-    pub fn write_all(&mut self, mut data: &[u8]) -> Result<(), Error> {
-        let deadline = Instant::now() + EXCHANGE_TIMEOUT;
-        while !data.is_empty() {
-            assert!(Instant::now() < deadline, "the write did not finish");
-            match self.tls.write(data)? {
-                Status::Done(n) => {
-                    data = &data[n..];
-                    self.flush();
-                }
-                Status::WantWrite => self.flush(),
-                Status::WantRead => self.fill(),
-                Status::Closed => {
-                    return Err(Error::InvalidState {
-                        reason: "the peer closed the connection".to_owned(),
-                    })
-                }
+    /// Writes all of `data`. A peer that is gone is not an error here: the read side
+    /// reports why.
+    pub fn write_all(&mut self, data: &[u8]) -> Result<(), Error> {
+        match self.inner.write_all(data) {
+            Err(err) if err.kind() == io::ErrorKind::BrokenPipe && err.get_ref().is_none() => {
+                Ok(())
             }
+            result => result.map_err(|err| core_error(err, "a write")),
         }
-        Ok(())
     }
 
     /// Reads some application data: `Ok(Some(n))`, or `Ok(None)` on `close_notify`.
     pub fn read_some(&mut self, buf: &mut [u8]) -> Result<Option<usize>, Error> {
-        let deadline = Instant::now() + EXCHANGE_TIMEOUT;
-        loop {
-            assert!(Instant::now() < deadline, "the read did not finish");
-            match self.tls.read(buf) {
-                Ok(Status::Done(n)) => return Ok(Some(n)),
-                Ok(Status::Closed) => return Ok(None),
-                Ok(Status::WantWrite) => self.flush(),
-                Ok(Status::WantRead) => self.fill(),
-                Err(err) => {
-                    self.flush();
-                    return Err(err);
-                }
-            }
+        match self.inner.read(buf) {
+            Ok(0) if !buf.is_empty() => Ok(None),
+            Ok(n) => Ok(Some(n)),
+            Err(err) => Err(core_error(err, "a read")),
         }
     }
 
@@ -715,7 +644,9 @@ impl TlsStream {
     pub fn read_to_end(&mut self) -> (Vec<u8>, End) {
         let mut data = Vec::new();
         let mut buf = vec![0; 16 * 1024];
+        let deadline = Instant::now() + EXCHANGE_TIMEOUT;
         loop {
+            assert!(Instant::now() < deadline, "the read did not finish");
             match self.read_some(&mut buf) {
                 Ok(Some(n)) => data.extend_from_slice(&buf[..n]),
                 Ok(None) => return (data, End::Closed),
@@ -726,12 +657,10 @@ impl TlsStream {
 
     /// Sends `close_notify` (without waiting for the peer's).
     pub fn shutdown(&mut self) -> Result<(), Error> {
-        loop {
-            match self.tls.shutdown()? {
-                Status::WantWrite => self.flush(),
-                _ => return Ok(()),
-            }
-        }
+        self.inner
+            .shutdown()
+            .map(drop)
+            .map_err(|err| core_error(err, "the shutdown"))
     }
 }
 

@@ -249,7 +249,7 @@ fn connect_tcp(target: &str, timeout: Duration) -> Result<TcpStream, String> {
 }
 
 fn print_summary(pump: &Pump, opts: &Options, elapsed: Duration) {
-    let Some(info) = pump.tls().handshake_info() else {
+    let Some(info) = pump.handshake_info() else {
         return;
     };
     let mut err = io::stderr().lock();
@@ -300,9 +300,10 @@ fn print_summary(pump: &Pump, opts: &Options, elapsed: Duration) {
 }
 
 fn print_trace(pump: &mut Pump) {
-    if let Some(trace) = pump.trace.as_mut() {
+    let trace = pump.take_trace();
+    if !trace.is_empty() {
         let mut err = io::stderr().lock();
-        for step in trace.drain(..) {
+        for step in trace {
             let _ = match step {
                 Step::WantWrite(n) => writeln!(err, "[pump] want-write: sent {n} bytes"),
                 Step::WantRead(0) => writeln!(err, "[pump] want-read: EOF"),
@@ -377,7 +378,7 @@ fn run(opts: &Options) -> Result<(), String> {
     }
     let mut pump = Pump::new(stream, tls, opts.timeout).map_err(|err| err.to_string())?;
     if opts.trace {
-        pump.trace = Some(Vec::new());
+        pump.enable_trace();
     }
     let started = Instant::now();
     let handshake = pump.handshake();

@@ -1,6 +1,8 @@
-//! Pumps a [`TlsClient`] over a non-blocking `std::net::TcpStream`, exactly as any host
-//! must: on want-write it sends what is pending, on want-read it waits for the socket and
-//! pushes what arrived. Works natively and on wasm32-wasip2 (WASI sockets), where there
+//! Pumps the core over a non-blocking `std::net::TcpStream` through [`wasm_tls::Stream`],
+//! which holds the pump's rules (refused bytes kept, the alert sent before the error,
+//! EOF as truncation). What is left here is the command's own: every wait bounded by
+//! `--timeout`, a read that gives up after a short wait so stdin can be looked at, and
+//! the `--trace` steps. Works natively and on wasm32-wasip2 (WASI sockets), where there
 //! is no `poll` in std: waiting is a short sleep that backs off.
 
 use std::fmt;
@@ -8,7 +10,7 @@ use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use wasm_tls::{Shutdown, Status, TlsClient};
+use wasm_tls::{HandshakeInfo, Shutdown, Stream, TlsClient};
 
 /// Why the pump stopped.
 #[derive(Debug)]
@@ -31,15 +33,19 @@ impl fmt::Display for PumpError {
     }
 }
 
-impl From<wasm_tls::Error> for PumpError {
-    fn from(err: wasm_tls::Error) -> Self {
-        Self::Tls(err)
-    }
-}
-
-impl From<io::Error> for PumpError {
-    fn from(err: io::Error) -> Self {
-        Self::Io(err)
+impl PumpError {
+    /// Sorts an error of the stream: the core's, a wait that ran out, or the socket's.
+    fn from_io(err: io::Error, what: &'static str) -> Self {
+        if let Some(tls) = err
+            .get_ref()
+            .and_then(|e| e.downcast_ref::<wasm_tls::Error>())
+        {
+            return Self::Tls(tls.clone());
+        }
+        match err.kind() {
+            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => Self::Timeout(what),
+            _ => Self::Io(err),
+        }
     }
 }
 
@@ -61,17 +67,81 @@ pub enum Step {
     WantRead(usize),
 }
 
+/// A non-blocking `TcpStream` made to wait: a read waits up to `read_wait` and then
+/// says `WouldBlock`; a write waits up to `timeout` for progress and then says
+/// `TimedOut`. It records the steps for `--trace`.
+struct Socket {
+    stream: TcpStream,
+    timeout: Duration,
+    read_wait: Duration,
+    /// Bytes written since the last flush: one want-write step.
+    unflushed: usize,
+    trace: Option<Vec<Step>>,
+}
+
+impl Read for Socket {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let deadline = Instant::now() + self.read_wait;
+        let mut backoff = Backoff::new();
+        loop {
+            match self.stream.read(buf) {
+                Ok(n) => {
+                    if let Some(trace) = &mut self.trace {
+                        trace.push(Step::WantRead(n));
+                    }
+                    return Ok(n);
+                }
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                    if Instant::now() >= deadline {
+                        return Err(err);
+                    }
+                    backoff.wait();
+                }
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(err) => return Err(err),
+            }
+        }
+    }
+}
+
+impl Write for Socket {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let deadline = Instant::now() + self.timeout;
+        let mut backoff = Backoff::new();
+        loop {
+            match self.stream.write(buf) {
+                Ok(n) => {
+                    self.unflushed += n;
+                    return Ok(n);
+                }
+                // A write that cannot go on within the timeout is the peer's silence,
+                // not a read's short wait.
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                    if Instant::now() >= deadline {
+                        return Err(io::ErrorKind::TimedOut.into());
+                    }
+                    backoff.wait();
+                }
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(err) => return Err(err),
+            }
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        if self.unflushed > 0 {
+            if let Some(trace) = &mut self.trace {
+                trace.push(Step::WantWrite(self.unflushed));
+            }
+            self.unflushed = 0;
+        }
+        Ok(())
+    }
+}
+
 /// A TLS client and the socket it is pumped over.
 pub struct Pump {
-    stream: TcpStream,
-    tls: TlsClient,
-    timeout: Duration,
-    eof: bool,
-    scratch: Vec<u8>,
-    /// Received ciphertext the core could not take yet.
-    parked: Vec<u8>,
-    /// Every want-read / want-write step, if tracing.
-    pub trace: Option<Vec<Step>>,
+    stream: Stream<Socket>,
 }
 
 impl Pump {
@@ -80,195 +150,73 @@ impl Pump {
         stream.set_nonblocking(true)?;
         // Small TLS records should not wait for Nagle; not every platform supports it.
         let _ = stream.set_nodelay(true);
-        Ok(Self {
+        let socket = Socket {
             stream,
-            tls,
             timeout,
-            eof: false,
-            scratch: vec![0; 64 * 1024],
-            parked: Vec::new(),
+            read_wait: timeout,
+            unflushed: 0,
             trace: None,
+        };
+        Ok(Self {
+            stream: Stream::new(tls, socket),
         })
     }
 
-    /// The TLS connection.
-    pub fn tls(&self) -> &TlsClient {
-        &self.tls
+    /// Records every want-read / want-write step from now on.
+    pub fn enable_trace(&mut self) {
+        self.stream.sock.trace = Some(Vec::new());
     }
 
-    /// Sends everything the core has queued.
-    fn flush(&mut self, what: &'static str) -> Result<(), PumpError> {
-        let mut sent_total = 0;
-        let mut deadline = Instant::now() + self.timeout;
-        let mut backoff = Backoff::new();
-        while self.tls.pending_ciphertext() > 0 {
-            let n = self.tls.pull_ciphertext(&mut self.scratch);
-            let mut chunk = &self.scratch[..n];
-            while !chunk.is_empty() {
-                match self.stream.write(chunk) {
-                    Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero).into()),
-                    Ok(written) => {
-                        chunk = &chunk[written..];
-                        sent_total += written;
-                        deadline = Instant::now() + self.timeout;
-                        backoff = Backoff::new();
-                    }
-                    Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
-                        if Instant::now() >= deadline {
-                            return Err(PumpError::Timeout(what));
-                        }
-                        backoff.wait();
-                    }
-                    Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-                    Err(err) => return Err(err.into()),
-                }
-            }
-        }
-        if let Some(trace) = &mut self.trace {
-            trace.push(Step::WantWrite(sent_total));
-        }
-        Ok(())
+    /// The steps recorded since the last call.
+    pub fn take_trace(&mut self) -> Vec<Step> {
+        self.stream
+            .sock
+            .trace
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
     }
 
-    /// Waits up to `wait` for the socket, and pushes what arrived (or EOF) into the core.
-    /// Returns false if nothing arrived in time.
-    fn fill(&mut self, wait: Duration) -> Result<bool, PumpError> {
-        if self.eof || !self.parked.is_empty() {
-            self.unpark();
-            return Ok(true);
-        }
-        let deadline = Instant::now() + wait;
-        let mut backoff = Backoff::new();
-        loop {
-            match self.stream.read(&mut self.scratch) {
-                Ok(0) => {
-                    self.eof = true;
-                    self.tls.push_eof();
-                    if let Some(trace) = &mut self.trace {
-                        trace.push(Step::WantRead(0));
-                    }
-                    return Ok(true);
-                }
-                Ok(n) => {
-                    let taken = self.tls.push_ciphertext(&self.scratch[..n]);
-                    if let Some(trace) = &mut self.trace {
-                        trace.push(Step::WantRead(n));
-                    }
-                    if taken < n {
-                        // The core holds as much unread plaintext as it will: park the
-                        // rest until the application has read some.
-                        self.parked.extend_from_slice(&self.scratch[taken..n]);
-                    }
-                    return Ok(true);
-                }
-                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
-                    if Instant::now() >= deadline {
-                        return Ok(false);
-                    }
-                    backoff.wait();
-                }
-                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-                Err(err) if is_reset(&err) => {
-                    // A reset after data is an unclean close, as EOF without close_notify.
-                    self.eof = true;
-                    self.tls.push_eof();
-                    return Ok(true);
-                }
-                Err(err) => return Err(err.into()),
-            }
-        }
+    /// What was negotiated, once the handshake is complete.
+    pub fn handshake_info(&self) -> Option<HandshakeInfo> {
+        self.stream.handshake_info()
     }
 
     /// Completes the handshake.
     pub fn handshake(&mut self) -> Result<(), PumpError> {
-        loop {
-            let status = self.tls.connect();
-            match status {
-                Ok(Status::Done(())) => return Ok(()),
-                Ok(Status::WantWrite) => self.flush("the handshake")?,
-                Ok(Status::WantRead) => {
-                    if !self.fill(self.timeout)? {
-                        return Err(PumpError::Timeout("the handshake"));
-                    }
-                }
-                Ok(Status::Closed) => {
-                    return Err(PumpError::Tls(wasm_tls::Error::UnexpectedEof));
-                }
-                Err(err) => {
-                    // Tell the peer why, as OpenSSL does: the alert is already queued.
-                    let _ = self.flush("the alert");
-                    return Err(err.into());
-                }
-            }
-        }
+        self.stream.sock.read_wait = self.stream.sock.timeout;
+        self.stream
+            .connect()
+            .map_err(|err| PumpError::from_io(err, "the handshake"))
     }
 
     /// Writes all of `data`.
-    pub fn write_all(&mut self, mut data: &[u8]) -> Result<(), PumpError> {
-        while !data.is_empty() {
-            match self.tls.write(data)? {
-                Status::Done(n) => {
-                    data = &data[n..];
-                    self.flush("a write")?;
-                }
-                Status::WantWrite => self.flush("a write")?,
-                Status::WantRead => {
-                    if !self.fill(self.timeout)? {
-                        return Err(PumpError::Timeout("a write"));
-                    }
-                }
-                Status::Closed => {
-                    return Err(PumpError::Tls(wasm_tls::Error::InvalidState {
-                        reason: "the peer closed the connection".to_owned(),
-                    }))
-                }
-            }
-        }
-        Ok(())
+    pub fn write_all(&mut self, data: &[u8]) -> Result<(), PumpError> {
+        self.stream.sock.read_wait = self.stream.sock.timeout;
+        self.stream
+            .write_all(data)
+            .and_then(|()| self.stream.flush())
+            .map_err(|err| PumpError::from_io(err, "a write"))
     }
 
     /// Reads application data, waiting at most `wait` for the peer.
     pub fn read(&mut self, buf: &mut [u8], wait: Duration) -> Result<ReadOutcome, PumpError> {
-        loop {
-            self.unpark();
-            match self.tls.read(buf) {
-                Ok(Status::Done(n)) => return Ok(ReadOutcome::Data(n)),
-                Ok(Status::Closed) => return Ok(ReadOutcome::Closed),
-                Ok(Status::WantWrite) => self.flush("a read")?,
-                Ok(Status::WantRead) => {
-                    if !self.fill(wait)? {
-                        return Ok(ReadOutcome::Idle);
-                    }
-                }
-                Err(err) => return Err(err.into()),
-            }
-        }
-    }
-
-    fn unpark(&mut self) {
-        if !self.parked.is_empty() {
-            let taken = self.tls.push_ciphertext(&self.parked);
-            self.parked.drain(..taken);
+        self.stream.sock.read_wait = wait;
+        match self.stream.read(buf) {
+            Ok(0) => Ok(ReadOutcome::Closed),
+            Ok(n) => Ok(ReadOutcome::Data(n)),
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock => Ok(ReadOutcome::Idle),
+            Err(err) => Err(PumpError::from_io(err, "a read")),
         }
     }
 
     /// Sends close_notify. Returns whether the peer's close_notify has arrived too.
     pub fn shutdown(&mut self) -> Result<bool, PumpError> {
-        loop {
-            match self.tls.shutdown()? {
-                Status::WantWrite => self.flush("the shutdown")?,
-                Status::Done(state) => return Ok(state == Shutdown::Complete),
-                Status::WantRead | Status::Closed => return Ok(true),
-            }
+        match self.stream.shutdown() {
+            Ok(state) => Ok(state == Shutdown::Complete),
+            Err(err) => Err(PumpError::from_io(err, "the shutdown")),
         }
     }
-}
-
-fn is_reset(err: &io::Error) -> bool {
-    matches!(
-        err.kind(),
-        io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted
-    )
 }
 
 /// Sleeps a little longer each time nothing happens: 50 µs up to 2 ms.
