@@ -126,7 +126,8 @@ class SocketChannel extends BaseChannel {
     this.canPause = this._node;
     this._eventDriven = this._node;
     this._inFlight = 0;
-    ws.binaryType = 'arraybuffer';
+    // `ws` hands over its own Buffer (a Uint8Array) as it is; an ArrayBuffer would be a copy.
+    ws.binaryType = this._node ? 'nodebuffer' : 'arraybuffer';
     ws.onopen = () => this._opened(ws.protocol);
     ws.onmessage = (event) => this._message(event.data);
     ws.onerror = () => {
