@@ -30,7 +30,8 @@ const APT_TEST: &[&str] = &[
     "lighttpd-mod-mbedtls",
     "lighttpd-mod-wolfssl",
     "iproute2",
-    // --starttls: IMAP and POP3, PostgreSQL.
+    // tls-client --starttls and wasm-tls/node's client libraries: IMAP and POP3,
+    // PostgreSQL (nginx, above, serves undici).
     "dovecot-imapd",
     "dovecot-pop3d",
     "postgresql",
