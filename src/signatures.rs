@@ -12,7 +12,6 @@ use rustls::pki_types::{
     SignatureVerificationAlgorithm as Algorithm, SignatureVerificationAlgorithm,
 };
 use rustls::SignatureScheme;
-use sha2::Digest;
 use webpki::ring as ring_algs;
 
 /// The hash an ECDSA signature is made over.
@@ -24,12 +23,14 @@ enum Hash {
 }
 
 impl Hash {
-    fn digest(self, message: &[u8]) -> Vec<u8> {
-        match self {
-            Self::Sha256 => sha2::Sha256::digest(message).to_vec(),
-            Self::Sha384 => sha2::Sha384::digest(message).to_vec(),
-            Self::Sha512 => sha2::Sha512::digest(message).to_vec(),
-        }
+    fn digest(self, message: &[u8]) -> ring::digest::Digest {
+        // ring's hashes, already in the build, rather than a second implementation.
+        let algorithm = match self {
+            Self::Sha256 => &ring::digest::SHA256,
+            Self::Sha384 => &ring::digest::SHA384,
+            Self::Sha512 => &ring::digest::SHA512,
+        };
+        ring::digest::digest(algorithm, message)
     }
 
     fn signature_alg_id(self) -> AlgorithmIdentifier {
@@ -64,17 +65,17 @@ impl Ecdsa {
             Curve::P256 => {
                 let key = p256::ecdsa::VerifyingKey::from_sec1_bytes(public_key).ok()?;
                 let sig = p256::ecdsa::Signature::from_der(signature).ok()?;
-                key.verify_prehash(&prehash, &sig).ok()
+                key.verify_prehash(prehash.as_ref(), &sig).ok()
             }
             Curve::P384 => {
                 let key = p384::ecdsa::VerifyingKey::from_sec1_bytes(public_key).ok()?;
                 let sig = p384::ecdsa::Signature::from_der(signature).ok()?;
-                key.verify_prehash(&prehash, &sig).ok()
+                key.verify_prehash(prehash.as_ref(), &sig).ok()
             }
             Curve::P521 => {
                 let key = p521::ecdsa::VerifyingKey::from_sec1_bytes(public_key).ok()?;
                 let sig = p521::ecdsa::Signature::from_der(signature).ok()?;
-                key.verify_prehash(&prehash, &sig).ok()
+                key.verify_prehash(prehash.as_ref(), &sig).ok()
             }
         }
     }
