@@ -1,26 +1,9 @@
-//! wasm-tls-relay: carries a browser's TLS bytes from a WebSocket to a TCP
-//! target. TLS is end-to-end, so the relay only ever sees ciphertext; its job
-//! is to not become an open proxy.
-
-mod config;
-mod log;
-mod policy;
-mod relay;
-mod wisp;
+//! The wasm-tls-relay binary: parses its arguments and runs the relay
+//! (the library's [`wasm_tls_relay::run`]).
 
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::time::Duration;
 
-use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
-
-use crate::config::{parse_args, Command, Config, USAGE};
-use crate::relay::{handle, Admission};
-
-/// How many over-the-limit clients may be told so at once; past this, extra
-/// connections are dropped without a WebSocket handshake.
-const MAX_REFUSALS: usize = 64;
+use wasm_tls_relay::config::{parse_args, Command, USAGE};
 
 fn main() -> ExitCode {
     let cfg = match parse_args(std::env::args().skip(1)) {
@@ -48,44 +31,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cfg)) {
+    match runtime.block_on(wasm_tls_relay::run(cfg)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("wasm-tls-relay: {e}");
             ExitCode::FAILURE
         }
-    }
-}
-
-async fn run(cfg: Config) -> Result<(), String> {
-    let listener = TcpListener::bind(cfg.listen)
-        .await
-        .map_err(|e| format!("cannot listen on {}: {e}", cfg.listen))?;
-    let local = listener
-        .local_addr()
-        .map_err(|e| format!("cannot read the bound address: {e}"))?;
-    eprintln!("wasm-tls-relay listening on ws://{local}");
-
-    let connections = Arc::new(Semaphore::new(cfg.max_connections));
-    let refusals = Arc::new(Semaphore::new(MAX_REFUSALS));
-    let cfg = Arc::new(cfg);
-    loop {
-        let (stream, peer) = match listener.accept().await {
-            Ok(accepted) => accepted,
-            Err(e) => {
-                // Usually out of file descriptors: back off instead of spinning.
-                eprintln!("wasm-tls-relay: accept failed: {e}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        let admission = match connections.clone().try_acquire_owned() {
-            Ok(permit) => Admission::Admitted(permit),
-            Err(_) => match refusals.clone().try_acquire_owned() {
-                Ok(permit) => Admission::Full(permit),
-                Err(_) => continue,
-            },
-        };
-        tokio::spawn(handle(stream, peer, cfg.clone(), admission));
     }
 }

@@ -2,7 +2,6 @@
 //! byte pump between the two sockets.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,11 +16,12 @@ use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, 
 use tokio_tungstenite::tungstenite::http::header::SEC_WEBSOCKET_PROTOCOL;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
-use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
 use crate::config::Config;
+use crate::end::{client_message, close_ws, fail, refuse, Activity, End, CLOSE_TIMEOUT};
 use crate::log::{log_tunnel, Outcome};
 use crate::policy::{is_private, Host, Target};
 use crate::wisp;
@@ -30,10 +30,6 @@ pub(crate) type Ws = WebSocketStream<TcpStream>;
 
 /// Time a client gets to complete the HTTP upgrade.
 pub(crate) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Time allowed for sending our close frame and the lingering close after it.
-pub(crate) const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long the lingering close waits for the client to stop sending.
-const LINGER: Duration = Duration::from_secs(2);
 /// A Wisp DATA packet's largest payload, and the raw mode's first read from
 /// its target.
 pub(crate) const CHUNK: usize = 64 * 1024;
@@ -41,8 +37,6 @@ pub(crate) const CHUNK: usize = 64 * 1024;
 /// sends (within `--max-message`): reads grow from [`CHUNK`] to this while the
 /// target has more ready and the client keeps up.
 const MAX_READ: usize = 256 * 1024;
-/// Close reasons must fit a control frame (125 bytes) with the 2-byte code.
-const MAX_REASON: usize = 123;
 /// The only subprotocol spoken; websockify's `base64` is not.
 const BINARY: &str = "binary";
 /// Connect attempts (name resolution plus TCP connect) in progress across the
@@ -362,63 +356,29 @@ pub(crate) async fn connect<H: Send + 'static>(
     })
 }
 
-/// How a tunnel's byte pump ended.
-enum End {
-    /// The client sent a close frame or went away.
-    ClientClosed,
-    /// The target closed its side.
-    ServerEof,
-    /// Something the client sent breaks the rules; close with this code.
-    Violation(CloseCode, String),
-    /// The client connection broke.
-    ClientError(String),
-    /// The target connection broke.
-    TargetError(String),
-    /// No traffic either way for `--idle-timeout`.
-    Idle,
-}
-
 async fn pump(ws: Ws, tcp: TcpStream, cfg: &Config, stats: &mut Stats) -> Outcome {
     let (mut sink, mut stream) = ws.split();
     let (mut tcp_read, mut tcp_write) = tcp.into_split();
-    let start = Instant::now();
-    // Milliseconds since `start` of the last completed transfer either way.
-    let last_activity = AtomicU64::new(0);
-    let touch = || {
-        let ms = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
-        last_activity.store(ms, Ordering::Relaxed);
-    };
+    let activity = Activity::new();
     let first_read = CHUNK.min(cfg.max_message);
     let max_read = MAX_READ.min(cfg.max_message).max(first_read);
     let max_message = cfg.max_message;
     let (up, down) = (&mut stats.up, &mut stats.down);
 
     let client_to_server = async {
-        while let Some(msg) = stream.next().await {
-            match msg {
-                Ok(Message::Binary(data)) => {
+        loop {
+            match client_message(stream.next().await, max_message) {
+                Ok(Some(data)) => {
                     if let Err(e) = tcp_write.write_all(&data).await {
                         return End::TargetError(format!("write to target: {e}"));
                     }
                     *up += data.len() as u64;
-                    touch();
+                    activity.touch();
                 }
-                Ok(Message::Text(_)) => {
-                    let reason = "text frames are not supported".to_string();
-                    return End::Violation(CloseCode::Unsupported, reason);
-                }
-                // tungstenite queues the pong itself.
-                Ok(Message::Ping(_) | Message::Pong(_)) => touch(),
-                Ok(Message::Close(_)) => return End::ClientClosed,
-                Ok(Message::Frame(_)) => {}
-                Err(WsError::Capacity(_)) => {
-                    let reason = format!("message too big (limit {max_message} bytes)");
-                    return End::Violation(CloseCode::Size, reason);
-                }
-                Err(e) => return End::ClientError(e.to_string()),
+                Ok(None) => activity.touch(),
+                Err(end) => return end,
             }
         }
-        End::ClientClosed
     };
 
     let server_to_client = async {
@@ -456,37 +416,19 @@ async fn pump(ws: Ws, tcp: TcpStream, cfg: &Config, stats: &mut Stats) -> Outcom
                 first_read
             };
             *down += n as u64;
-            touch();
-        }
-    };
-
-    let idle_timeout = cfg.idle_timeout;
-    let idle = async {
-        let deadline = || {
-            let last = Duration::from_millis(last_activity.load(Ordering::Relaxed));
-            start + last + idle_timeout
-        };
-        loop {
-            tokio::time::sleep_until(deadline().into()).await;
-            // Traffic while asleep moved the deadline; sleep again if so.
-            if Instant::now() >= deadline() {
-                return End::Idle;
-            }
+            activity.touch();
         }
     };
 
     let end = tokio::select! {
         end = client_to_server => end,
         end = server_to_client => end,
-        end = idle => end,
+        () = activity.idle(cfg.idle_timeout) => End::Idle,
     };
 
-    let close = |code: CloseCode, reason: String| CloseFrame {
-        code,
-        reason: truncate_reason(reason).into(),
-    };
-    let (frame, outcome) = match end {
-        End::ClientClosed => {
+    let (frame, outcome) = match end.close_frame(cfg.idle_timeout) {
+        Ok(closing) => closing,
+        Err(None) => {
             // Sends tungstenite's reply to the client's close frame.
             let _ = timeout(CLOSE_TIMEOUT, async {
                 let _ = tcp_write.shutdown().await;
@@ -495,18 +437,7 @@ async fn pump(ws: Ws, tcp: TcpStream, cfg: &Config, stats: &mut Stats) -> Outcom
             .await;
             return Outcome::Ok("client closed".into());
         }
-        End::ClientError(e) => return Outcome::Error(format!("client: {e}")),
-        End::ServerEof => (
-            close(CloseCode::Normal, String::new()),
-            Outcome::Ok("server closed".into()),
-        ),
-        End::Violation(code, reason) => (close(code, reason.clone()), Outcome::Error(reason)),
-        End::TargetError(e) => (close(CloseCode::Error, e.clone()), Outcome::Error(e)),
-        End::Idle => {
-            let secs = idle_timeout.as_secs();
-            let reason = format!("idle timeout ({secs}s)");
-            (close(CloseCode::Away, reason.clone()), Outcome::Ok(reason))
-        }
+        Err(Some(e)) => return Outcome::Error(format!("client: {e}")),
     };
     let _ = timeout(CLOSE_TIMEOUT, tcp_write.shutdown()).await;
     drop((tcp_read, tcp_write));
@@ -516,62 +447,6 @@ async fn pump(ws: Ws, tcp: TcpStream, cfg: &Config, stats: &mut Stats) -> Outcom
     outcome
 }
 
-/// Closes the WebSocket with a policy code before any tunnel exists.
-pub(crate) async fn refuse(ws: Ws, code: CloseCode, reason: String) -> Outcome {
-    let reason = truncate_reason(reason);
-    close_ws(
-        ws,
-        CloseFrame {
-            code,
-            reason: reason.clone().into(),
-        },
-    )
-    .await;
-    Outcome::Refused(reason)
-}
-
-/// Closes the WebSocket after a failure on the target side.
-async fn fail(ws: Ws, code: CloseCode, reason: String) -> Outcome {
-    let reason = truncate_reason(reason);
-    close_ws(
-        ws,
-        CloseFrame {
-            code,
-            reason: reason.clone().into(),
-        },
-    )
-    .await;
-    Outcome::Error(reason)
-}
-
-/// Sends `frame`, then closes the TCP write side and discards what the client
-/// still sends for a moment. Dropping a socket with unread input makes the
-/// kernel send a reset, which can destroy the close frame before the client
-/// reads it; after a too-big message the input is also no longer parseable.
-pub(crate) async fn close_ws(mut ws: Ws, frame: CloseFrame) {
-    let _ = timeout(CLOSE_TIMEOUT, async {
-        if ws.close(Some(frame)).await.is_err() {
-            return;
-        }
-        let tcp = ws.get_mut();
-        if tcp.shutdown().await.is_err() {
-            return;
-        }
-        let mut sink = [0u8; 4096];
-        let _ = timeout(LINGER, async {
-            while let Ok(n) = tcp.read(&mut sink).await {
-                if n == 0 {
-                    break;
-                }
-            }
-        })
-        .await;
-    })
-    .await;
-}
-
-/// Cuts `reason` to fit a close frame, on a character boundary, and replaces
-/// control characters that may come from a client's URL.
 /// Runs `f` on the blocking pool. `held` is dropped only when `f` returns,
 /// even if the caller stops waiting first; it is handed back otherwise.
 async fn blocking_holding<T, H>(f: impl FnOnce() -> T + Send + 'static, held: H) -> Option<(T, H)>
@@ -580,18 +455,6 @@ where
     H: Send + 'static,
 {
     tokio::task::spawn_blocking(move || (f(), held)).await.ok()
-}
-
-pub(crate) fn truncate_reason(reason: String) -> String {
-    let mut out = String::with_capacity(reason.len().min(MAX_REASON));
-    for c in reason.chars() {
-        let c = if c.is_control() { '?' } else { c };
-        if out.len() + c.len_utf8() > MAX_REASON {
-            break;
-        }
-        out.push(c);
-    }
-    out
 }
 
 #[cfg(test)]
@@ -630,14 +493,5 @@ mod tests {
             assert!(Instant::now() < deadline, "never released");
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-    }
-
-    #[test]
-    fn reasons_fit_a_close_frame() {
-        let long = "é".repeat(100);
-        let cut = truncate_reason(long);
-        assert!(cut.len() <= MAX_REASON);
-        assert_eq!(cut.chars().count(), MAX_REASON / 2);
-        assert_eq!(truncate_reason("a\nb".into()), "a?b");
     }
 }

@@ -1,8 +1,8 @@
 //! Wisp: many TCP streams over one WebSocket (MercuryWorkshop's protocol, v1,
 //! and v2 with password authentication and this relay's client credit).
 //!
-//! [`wire`] is the packet format, [`mux`] carries the streams of one
-//! WebSocket, and this file does the handshake.
+//! [`wire`] is the packet format, `mux` carries the streams of one
+//! WebSocket (each in a `stream` task), and this file does the handshake.
 //!
 //! Client to server, the server grants each stream a buffer of
 //! [`BUFFER_PACKETS`] DATA packets and tops it up with CONTINUE as the
@@ -20,6 +20,7 @@
 //! target unread while the others flow.
 
 mod mux;
+mod stream;
 pub mod wire;
 
 use std::net::SocketAddr;
@@ -32,12 +33,12 @@ use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
 use tokio_tungstenite::tungstenite::http::header::SEC_WEBSOCKET_PROTOCOL;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use crate::config::Config;
+use crate::end::{fail, refuse, CLOSE_TIMEOUT};
 use crate::log::Outcome;
-use crate::relay::{close_ws, truncate_reason, Stats, Ws, CLOSE_TIMEOUT, HANDSHAKE_TIMEOUT};
+use crate::relay::{Stats, Ws, HANDSHAKE_TIMEOUT};
 use wire::{reason, Info, EXT_CLIENT_CREDIT, EXT_PASSWORD, INFO};
 
 /// The subprotocol a Wisp v2 client offers (as `@mercuryworkshop/wisp-js` does).
@@ -149,7 +150,7 @@ enum Handshake {
 
 /// Serves one WebSocket on the Wisp path until it closes; writes one log line
 /// per stream, and returns the WebSocket's outcome.
-pub async fn serve(
+pub(crate) async fn serve(
     ws: Ws,
     peer: SocketAddr,
     cfg: Arc<Config>,
@@ -172,15 +173,9 @@ pub async fn serve(
     // The CLOSE on stream 0 says why in Wisp's terms, the close frame in words.
     let close = Message::binary(wire::encode_close(0, why));
     let _ = timeout(CLOSE_TIMEOUT, ws.send(close)).await;
-    let text = truncate_reason(text);
-    let frame = CloseFrame {
-        code,
-        reason: text.clone().into(),
-    };
-    close_ws(ws, frame).await;
     match code {
-        CloseCode::Policy => Outcome::Refused(text),
-        _ => Outcome::Error(text),
+        CloseCode::Policy => refuse(ws, code, text).await,
+        _ => fail(ws, code, text).await,
     }
 }
 

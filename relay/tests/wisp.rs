@@ -19,23 +19,18 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
 use common::{sending_server, Client as Ws, Relay};
+// The packets are the relay's own wire format, itself checked against the
+// vectors shared with the package (tests/wisp-vectors.json).
+use wasm_tls_relay::wisp::wire::{
+    self, reason, Extension, Info, CLOSE, CONTINUE, DATA, EXT_CLIENT_CREDIT, INFO,
+    STREAM_TCP as TCP, STREAM_UDP as UDP,
+};
+use wasm_tls_relay::wisp::BUFFER_PACKETS;
 
 const TEST_TIMEOUT: Duration = Duration::from_secs(20);
 
-const CONNECT: u8 = 0x01;
-const DATA: u8 = 0x02;
-const CONTINUE: u8 = 0x03;
-const CLOSE: u8 = 0x04;
-const INFO: u8 = 0x05;
-const TCP: u8 = 0x01;
-const UDP: u8 = 0x02;
-/// The client credit extension's id (relay/src/wisp/wire.rs).
-const EXT_CLIENT_CREDIT: u8 = 0xe0;
-/// The relay's INFO without a password: version 2.0, client credit offered.
-const SERVER_INFO: [u8; 7] = [2, 0, EXT_CLIENT_CREDIT, 0, 0, 0, 0];
-
-/// The credit the relay grants each stream (relay/src/wisp.rs).
-const BUFFER: u32 = 64;
+/// The credit the relay grants each stream.
+const BUFFER: u32 = BUFFER_PACKETS;
 
 async fn bounded<F: Future<Output = ()>>(body: F) {
     tokio::time::timeout(TEST_TIMEOUT, body)
@@ -54,7 +49,7 @@ impl Relay {
         let mut wisp = Wisp { ws };
         let first = wisp.recv().await;
         assert_eq!((first.kind, first.id), (CONTINUE, 0), "{first:?}");
-        assert_eq!(first.payload, BUFFER.to_le_bytes());
+        assert_eq!(wire::decode_continue(&first.payload), Ok(BUFFER));
         wisp
     }
 
@@ -94,22 +89,35 @@ struct Wisp {
 }
 
 impl Wisp {
+    async fn send_packet(&mut self, packet: Vec<u8>) {
+        self.ws
+            .send(Message::binary(packet))
+            .await
+            .expect("send packet");
+    }
+
     async fn send(&mut self, kind: u8, id: u32, payload: &[u8]) {
-        let mut p = vec![kind];
-        p.extend_from_slice(&id.to_le_bytes());
-        p.extend_from_slice(payload);
-        self.ws.send(Message::binary(p)).await.expect("send packet");
+        self.send_packet(wire::encode_packet(kind, id, payload))
+            .await;
     }
 
     async fn connect(&mut self, id: u32, kind: u8, host: &str, port: u16) {
-        let mut payload = vec![kind];
-        payload.extend_from_slice(&port.to_le_bytes());
-        payload.extend_from_slice(host.as_bytes());
-        self.send(CONNECT, id, &payload).await;
+        self.send_packet(wire::encode_connect_of(id, kind, host, port))
+            .await;
     }
 
     async fn close(&mut self, id: u32) {
-        self.send(CLOSE, id, &[0x02]).await;
+        self.send_packet(wire::encode_close(id, reason::VOLUNTARY))
+            .await;
+    }
+
+    /// Grants stream `id` `credit` more packets (client credit).
+    async fn grant(&mut self, id: u32, credit: u32) {
+        self.send_packet(wire::encode_continue(id, credit)).await;
+    }
+
+    async fn info(&mut self, info: Info) {
+        self.send_packet(wire::encode_info(&info)).await;
     }
 
     /// The next packet, or the close frame's code and reason.
@@ -117,11 +125,11 @@ impl Wisp {
         loop {
             match self.ws.next().await {
                 Some(Ok(Message::Binary(p))) => {
-                    assert!(p.len() >= 5, "short packet {p:?}");
+                    let p = wire::decode_packet(p).expect("a well-formed packet");
                     return Ok(Packet {
-                        kind: p[0],
-                        id: u32::from_le_bytes([p[1], p[2], p[3], p[4]]),
-                        payload: p[5..].to_vec(),
+                        kind: p.kind,
+                        id: p.stream,
+                        payload: p.payload.to_vec(),
                     });
                 }
                 Some(Ok(Message::Close(Some(f)))) => {
@@ -148,10 +156,10 @@ impl Wisp {
             let s = streams.entry(p.id).or_default();
             match p.kind {
                 DATA => s.data.extend_from_slice(&p.payload),
-                CONTINUE => s.continues.push(u32::from_le_bytes(
-                    p.payload[..4].try_into().expect("4 bytes"),
-                )),
-                CLOSE => s.closed = Some(p.payload[0]),
+                CONTINUE => s
+                    .continues
+                    .push(wire::decode_continue(&p.payload).expect("CONTINUE")),
+                CLOSE => s.closed = Some(wire::decode_close(&p.payload)),
                 other => panic!("unexpected packet type {other:#x}"),
             }
         }
@@ -315,7 +323,7 @@ async fn refused_connects_say_why() {
         let mut wisp = relay.wisp().await;
         // Not in the allowlist: blocked.
         wisp.connect(1, TCP, "evil.example", 25).await;
-        assert_eq!(wisp.close_reason(1).await, 0x48);
+        assert_eq!(wisp.close_reason(1).await, reason::BLOCKED);
         let line = relay.log_line_with(" stream=1 ");
         assert!(
             line.contains("outcome=refused reason=\"target not allowed: evil.example:25\""),
@@ -323,20 +331,20 @@ async fn refused_connects_say_why() {
         );
         // Nothing listens: the destination refused the connection.
         wisp.connect(2, TCP, "127.0.0.1", closed_port).await;
-        assert_eq!(wisp.close_reason(2).await, 0x44);
+        assert_eq!(wisp.close_reason(2).await, reason::CONNECTION_REFUSED);
         assert!(relay.log_line_with(" stream=2 ").contains("connect failed"));
         // Not a host name: invalid information.
         wisp.connect(3, TCP, "a b", 80).await;
-        assert_eq!(wisp.close_reason(3).await, 0x41);
+        assert_eq!(wisp.close_reason(3).await, reason::INVALID_INFO);
         // Port 0.
         wisp.connect(4, TCP, "127.0.0.1", 0).await;
-        assert_eq!(wisp.close_reason(4).await, 0x41);
+        assert_eq!(wisp.close_reason(4).await, reason::INVALID_INFO);
 
         // Two streams are the limit here; the third is throttled.
         wisp.connect(5, TCP, "127.0.0.1", echo.port()).await;
         wisp.connect(6, TCP, "127.0.0.1", echo.port()).await;
         wisp.connect(7, TCP, "127.0.0.1", echo.port()).await;
-        assert_eq!(wisp.close_reason(7).await, 0x49);
+        assert_eq!(wisp.close_reason(7).await, reason::THROTTLED);
         assert!(relay
             .log_line_with(" stream=7 ")
             .contains("reason=\"too many streams (limit 2)\""));
@@ -363,9 +371,9 @@ async fn refused_connects_say_why() {
         let strict = Relay::start(&["--allow", &allow(echo), "--allow", "localhost:*"]);
         let mut wisp = strict.wisp().await;
         wisp.connect(1, TCP, "127.0.0.1", echo.port()).await;
-        assert_eq!(wisp.close_reason(1).await, 0x48);
+        assert_eq!(wisp.close_reason(1).await, reason::BLOCKED);
         wisp.connect(2, TCP, "localhost", echo.port()).await;
-        assert_eq!(wisp.close_reason(2).await, 0x48);
+        assert_eq!(wisp.close_reason(2).await, reason::BLOCKED);
         assert!(strict
             .log_line_with(" stream=1 ")
             .contains("reason=\"private address refused: 127.0.0.1:"));
@@ -379,14 +387,14 @@ async fn udp_streams_are_refused() {
         let relay = Relay::start(&["--allow", "*:*", "--allow-private"]);
         let mut wisp = relay.wisp().await;
         wisp.connect(9, UDP, "127.0.0.1", 53).await;
-        assert_eq!(wisp.close_reason(9).await, 0x41);
+        assert_eq!(wisp.close_reason(9).await, reason::INVALID_INFO);
         let line = relay.log_line_with(" stream=9 ");
         assert!(
             line.contains("outcome=refused reason=\"UDP streams are not supported\""),
             "{line}"
         );
         wisp.connect(10, 0x07, "127.0.0.1", 53).await;
-        assert_eq!(wisp.close_reason(10).await, 0x41);
+        assert_eq!(wisp.close_reason(10).await, reason::INVALID_INFO);
     })
     .await;
 }
@@ -465,7 +473,7 @@ async fn a_stalled_stream_does_not_stall_the_others() {
         for _ in 0..2 * BUFFER {
             wisp.send(DATA, 1, b"x").await;
         }
-        assert_eq!(wisp.close_reason(1).await, 0x49);
+        assert_eq!(wisp.close_reason(1).await, reason::THROTTLED);
         let line = relay.log_line_with(" stream=1 ");
         assert!(line.contains("past its buffer credit"), "{line}");
         wisp.send(DATA, 2, b"still here").await;
@@ -492,7 +500,7 @@ async fn server_close_sends_data_then_close() {
         })
         .await;
         assert_eq!(streams[&5].data, payload);
-        assert_eq!(streams[&5].closed, Some(0x02));
+        assert_eq!(streams[&5].closed, Some(reason::VOLUNTARY));
         let line = relay.log_line_with(" stream=5 ");
         assert!(
             line.contains("outcome=ok reason=\"server closed\""),
@@ -540,7 +548,7 @@ async fn idle_stream_is_closed() {
         let mut wisp = relay.wisp().await;
         wisp.connect(1, TCP, "127.0.0.1", echo.port()).await;
         wisp.send(DATA, 1, b"hi").await;
-        assert_eq!(wisp.close_reason(1).await, 0x47);
+        assert_eq!(wisp.close_reason(1).await, reason::TRANSFER_TIMEOUT);
         // With no streams left, the WebSocket goes idle too.
         assert_eq!(
             wisp.next().await.expect_err("a close frame"),
@@ -560,10 +568,8 @@ async fn versions_one_and_two() {
         assert_eq!(chosen, None);
         let mut v1 = Wisp { ws };
         let p = v1.recv().await;
-        assert_eq!(
-            (p.kind, p.id, p.payload.as_slice()),
-            (CONTINUE, 0, &64u32.to_le_bytes()[..])
-        );
+        assert_eq!((p.kind, p.id), (CONTINUE, 0));
+        assert_eq!(wire::decode_continue(&p.payload), Ok(BUFFER));
 
         // v2: INFO (version 2.0, client credit offered), then CONTINUE; the
         // client's INFO is accepted whenever it comes.
@@ -571,13 +577,10 @@ async fn versions_one_and_two() {
         assert_eq!(chosen.as_deref(), Some("wisp-v2"));
         let mut v2 = Wisp { ws };
         let info = v2.recv().await;
-        assert_eq!(
-            (info.kind, info.id, info.payload.as_slice()),
-            (INFO, 0, &SERVER_INFO[..])
-        );
+        assert_server_info(&info, false);
         let p = v2.recv().await;
         assert_eq!((p.kind, p.id), (CONTINUE, 0));
-        v2.send(INFO, 0, &[2, 0]).await;
+        v2.info(client_info(vec![])).await;
         v2.connect(1, TCP, "127.0.0.1", echo.port()).await;
         v2.send(DATA, 1, b"v2").await;
         let mut streams = HashMap::new();
@@ -599,15 +602,38 @@ async fn versions_one_and_two() {
     .await;
 }
 
-fn password_info(user: &str, pass: &str) -> Vec<u8> {
-    let mut body = vec![user.len() as u8];
-    body.extend_from_slice(&(pass.len() as u16).to_le_bytes());
-    body.extend_from_slice(user.as_bytes());
-    body.extend_from_slice(pass.as_bytes());
-    let mut info = vec![2, 0, 0x02];
-    info.extend_from_slice(&(body.len() as u32).to_le_bytes());
-    info.extend_from_slice(&body);
-    info
+/// Asserts that `p` is the relay's INFO: version 2.0, client credit offered,
+/// and the password extension saying "required" when `password`.
+fn assert_server_info(p: &Packet, password: bool) {
+    assert_eq!((p.kind, p.id), (INFO, 0), "{p:?}");
+    let mut extensions = Vec::new();
+    if password {
+        extensions.push(wire::server_password_extension(true));
+    }
+    extensions.push(wire::client_credit_offer());
+    let want = Info {
+        major: 2,
+        minor: 0,
+        extensions,
+    };
+    assert_eq!(wire::decode_info(&p.payload), Ok(want));
+}
+
+/// A client INFO, version 2.0, with `extensions`.
+fn client_info(extensions: Vec<Extension>) -> Info {
+    Info {
+        major: 2,
+        minor: 0,
+        extensions,
+    }
+}
+
+fn password(user: &str, pass: &str) -> Extension {
+    wire::password_extension(user, pass).expect("valid credentials")
+}
+
+fn password_info(user: &str, pass: &str) -> Info {
+    client_info(vec![password(user, pass)])
 }
 
 #[tokio::test]
@@ -623,18 +649,13 @@ async fn password_authentication() {
             "--wisp-auth-file",
             &file.0,
         ]);
-        let expected_info = [2u8, 0, 0x02, 1, 0, 0, 0, 1, EXT_CLIENT_CREDIT, 0, 0, 0, 0];
 
         // Right credentials: streams work.
         let (ws, _) = relay.websocket("/wisp/", Some("wisp-v2")).await;
         let mut ok = Wisp { ws };
         let info = ok.recv().await;
-        assert_eq!(
-            (info.kind, info.payload.as_slice()),
-            (INFO, &expected_info[..])
-        );
-        ok.send(INFO, 0, &password_info("alice", "open sesame"))
-            .await;
+        assert_server_info(&info, true);
+        ok.info(password_info("alice", "open sesame")).await;
         let p = ok.recv().await;
         assert_eq!((p.kind, p.id), (CONTINUE, 0));
         ok.connect(1, TCP, "127.0.0.1", echo.port()).await;
@@ -645,15 +666,15 @@ async fn password_authentication() {
         })
         .await;
 
-        // Wrong password: CLOSE on stream 0 with 0xc0, then a policy close.
+        // Wrong password: CLOSE on stream 0 (bad password), then a policy close.
         let (ws, _) = relay.websocket("/wisp/", Some("wisp-v2")).await;
         let mut bad = Wisp { ws };
         assert_eq!(bad.recv().await.kind, INFO);
-        bad.send(INFO, 0, &password_info("alice", "guess")).await;
+        bad.info(password_info("alice", "guess")).await;
         let p = bad.recv().await;
         assert_eq!(
             (p.kind, p.id, p.payload.as_slice()),
-            (CLOSE, 0, &[0xc0u8][..])
+            (CLOSE, 0, &[reason::AUTH_BAD_PASSWORD][..])
         );
         let (code, reason) = bad.next().await.expect_err("a close frame");
         assert_eq!(code, 1008);
@@ -670,7 +691,7 @@ async fn password_authentication() {
         let p = v1.recv().await;
         assert_eq!(
             (p.kind, p.id, p.payload.as_slice()),
-            (CLOSE, 0, &[0xc2u8][..])
+            (CLOSE, 0, &[reason::AUTH_MISSING][..])
         );
 
         // The raw mode cannot authenticate, so it is refused.
@@ -698,10 +719,9 @@ async fn protocol_violations_close_the_websocket() {
         let echo = echo_server().await;
         let relay = Relay::start(&["--allow", &allow(echo), "--allow-private"]);
         let mut wisp = relay.wisp().await;
-        wisp.ws
-            .send(Message::binary(vec![DATA, 1]))
-            .await
-            .expect("send");
+        // A packet cut short inside its header.
+        let short = wire::encode_packet(DATA, 1, &[])[..2].to_vec();
+        wisp.send_packet(short).await;
         let (code, reason) = wisp.next().await.expect_err("a close frame");
         assert_eq!(code, 1002);
         assert!(reason.contains("malformed"), "{reason}");
@@ -772,7 +792,7 @@ async fn big_packets_within_credit_are_pushed_back_not_dropped() {
         }
         // Packets as big as --max-message allows, 32 per stream: within the
         // credit, far past the WebSocket's byte budget.
-        let block = vec![0xa5; (1 << 20) - 5];
+        let block = vec![0xa5; (1 << 20) - wire::HEADER];
         let sent = tokio::time::timeout(Duration::from_secs(4), async {
             for _ in 0..32 {
                 for id in 1..=4 {
@@ -811,11 +831,9 @@ async fn refusals_push_back_on_a_client_that_does_not_read() {
         let count = sent.clone();
         // CONNECTs to a target that is not allowed, never reading the CLOSEs.
         let sender = tokio::spawn(async move {
-            let mut p = vec![CONNECT, 0, 0, 0, 0, TCP, 1, 0];
-            p.extend_from_slice(b"not-allowed.test");
             for id in 1..=20_000_000u32 {
-                p[1..5].copy_from_slice(&id.to_le_bytes());
-                if ws.feed(Message::binary(p.clone())).await.is_err() {
+                let p = wire::encode_connect(id, "not-allowed.test", 1);
+                if ws.feed(Message::binary(p)).await.is_err() {
                     return;
                 }
                 count.fetch_add(1, Ordering::Relaxed);
@@ -846,7 +864,7 @@ async fn refusals_are_logged_sparingly() {
         let mut wisp = relay.wisp().await;
         for id in 1..=40 {
             wisp.connect(id, TCP, "not-allowed.test", 443).await;
-            assert_eq!(wisp.close_reason(id).await, 0x48);
+            assert_eq!(wisp.close_reason(id).await, reason::BLOCKED);
         }
         wisp.ws.close(None).await.expect("close");
         let mut logged = 0;
@@ -887,7 +905,7 @@ async fn max_streams_counts_streams_still_closing() {
         wisp.close(1).await;
         // Closed, but its task still runs: it counts.
         wisp.connect(2, TCP, "127.0.0.1", echo.port()).await;
-        assert_eq!(wisp.close_reason(2).await, 0x49);
+        assert_eq!(wisp.close_reason(2).await, reason::THROTTLED);
         let line = relay.log_line_with(" stream=2 ");
         assert!(line.contains("too many streams"), "{line}");
         // Once it has given up on its target, the slot is free again.
@@ -907,14 +925,20 @@ async fn max_streams_counts_streams_still_closing() {
 // ---- client credit (EXT_CLIENT_CREDIT): the client paces each stream ----
 
 /// A client INFO accepting client credit with `body` (normally the u32
-/// initial credit), after any `other` extension records.
-fn credit_info(body: &[u8], other: &[u8]) -> Vec<u8> {
-    let mut info = vec![2, 0];
-    info.extend_from_slice(other);
-    info.push(EXT_CLIENT_CREDIT);
-    info.extend_from_slice(&(body.len() as u32).to_le_bytes());
-    info.extend_from_slice(body);
-    info
+/// initial credit, as [`wire::client_credit_extension`] writes it), after any
+/// `other` extensions.
+fn credit_info(body: &[u8], mut other: Vec<Extension>) -> Info {
+    other.push(Extension {
+        id: EXT_CLIENT_CREDIT,
+        body: body.to_vec(),
+    });
+    client_info(other)
+}
+
+/// A client INFO accepting client credit of `initial` packets per stream.
+fn credit(initial: u32) -> Info {
+    let ext = wire::client_credit_extension(initial).expect("non-zero credit");
+    client_info(vec![ext])
 }
 
 /// A server that sends `payload` to each client in 64 KiB writes, then
@@ -946,19 +970,16 @@ async fn counting_server(payload: Vec<u8>) -> (SocketAddr, Arc<AtomicUsize>) {
 
 impl Relay {
     /// A Wisp v2 session past the relay's INFO and CONTINUE, having answered
-    /// with `info` as its own INFO payload.
-    async fn wisp_v2(&self, info: &[u8]) -> Wisp {
+    /// with `info` as its own INFO.
+    async fn wisp_v2(&self, info: Info) -> Wisp {
         let (ws, chosen) = self.websocket("/wisp/", Some("wisp-v2")).await;
         assert_eq!(chosen.as_deref(), Some("wisp-v2"));
         let mut wisp = Wisp { ws };
         let p = wisp.recv().await;
-        assert_eq!(
-            (p.kind, p.id, p.payload.as_slice()),
-            (INFO, 0, &SERVER_INFO[..])
-        );
+        assert_server_info(&p, false);
         let p = wisp.recv().await;
         assert_eq!((p.kind, p.id), (CONTINUE, 0));
-        wisp.send(INFO, 0, info).await;
+        wisp.info(info).await;
         wisp
     }
 }
@@ -983,9 +1004,7 @@ async fn client_credit_paces_one_stream_and_not_the_others() {
             "--allow-private",
         ]);
         const INITIAL: u32 = 4;
-        let mut wisp = relay
-            .wisp_v2(&credit_info(&INITIAL.to_le_bytes(), &[]))
-            .await;
+        let mut wisp = relay.wisp_v2(credit(INITIAL)).await;
         wisp.connect(1, TCP, "127.0.0.1", slow.port()).await;
         wisp.connect(2, TCP, "127.0.0.1", fast.port()).await;
 
@@ -1005,10 +1024,10 @@ async fn client_credit_paces_one_stream_and_not_the_others() {
                 }
                 (DATA, 2) => {
                     fast_got.extend_from_slice(&p.payload);
-                    wisp.send(CONTINUE, 2, &1u32.to_le_bytes()).await;
+                    wisp.grant(2, 1).await;
                 }
                 (CLOSE, 2) => {
-                    assert_eq!(p.payload, [0x02]);
+                    assert_eq!(p.payload, [reason::VOLUNTARY]);
                     break;
                 }
                 other => panic!("unexpected packet {other:?}"),
@@ -1040,9 +1059,9 @@ async fn client_credit_paces_one_stream_and_not_the_others() {
         assert!(last < slow_data.len(), "the target sent everything: {last}");
 
         // Granting resumes it: every byte arrives, in order, then the CLOSE.
-        wisp.send(CONTINUE, 1, &3u32.to_le_bytes()).await;
+        wisp.grant(1, 3).await;
         let mut granted = INITIAL + 3;
-        wisp.send(CONTINUE, 1, &1_000_000u32.to_le_bytes()).await;
+        wisp.grant(1, 1_000_000).await;
         granted += 1_000_000;
         loop {
             let p = wisp.recv().await;
@@ -1053,7 +1072,7 @@ async fn client_credit_paces_one_stream_and_not_the_others() {
                     slow_got.extend_from_slice(&p.payload);
                 }
                 (CLOSE, 1) => {
-                    assert_eq!(p.payload, [0x02]);
+                    assert_eq!(p.payload, [reason::VOLUNTARY]);
                     break;
                 }
                 other => panic!("unexpected packet {other:?}"),
@@ -1075,7 +1094,7 @@ async fn credit_counts_packets_exactly() {
         let data = pattern(8 << 20, 3);
         let server = sending_server(data.clone()).await;
         let relay = Relay::start(&["--allow", &allow(server), "--allow-private"]);
-        let mut wisp = relay.wisp_v2(&credit_info(&1u32.to_le_bytes(), &[])).await;
+        let mut wisp = relay.wisp_v2(credit(1)).await;
         wisp.connect(7, TCP, "127.0.0.1", server.port()).await;
         let mut got = Vec::new();
         // One packet per grant: each grant brings exactly one more.
@@ -1085,7 +1104,7 @@ async fn credit_counts_packets_exactly() {
             got.extend_from_slice(&p.payload);
             let extra = packet_within(&mut wisp, Duration::from_millis(200)).await;
             assert!(extra.is_none(), "round {round}: {extra:?}");
-            wisp.send(CONTINUE, 7, &1u32.to_le_bytes()).await;
+            wisp.grant(7, 1).await;
         }
         // A CONTINUE with a short payload is malformed.
         wisp.send(CONTINUE, 7, &[1, 0]).await;
@@ -1114,12 +1133,12 @@ async fn without_client_credit_nothing_changes() {
         // v2 client whose INFO does not list the extension: all get every
         // byte without granting anything.
         let v1 = relay.wisp().await;
-        let v2 = relay.wisp_v2(&[2, 0]).await;
+        let v2 = relay.wisp_v2(client_info(vec![])).await;
         for (mut wisp, stray_continue) in [(v1, true), (v2, false)] {
             wisp.connect(1, TCP, "127.0.0.1", server.port()).await;
             if stray_continue {
                 wisp.send(CONTINUE, 1, &[0, 0]).await;
-                wisp.send(CONTINUE, 1, &0u32.to_le_bytes()).await;
+                wisp.grant(1, 0).await;
             }
             let mut streams = HashMap::new();
             wisp.collect(&mut streams, |s| {
@@ -1127,7 +1146,7 @@ async fn without_client_credit_nothing_changes() {
             })
             .await;
             assert!(streams[&1].data == data);
-            assert_eq!(streams[&1].closed, Some(0x02));
+            assert_eq!(streams[&1].closed, Some(reason::VOLUNTARY));
         }
     })
     .await;
@@ -1147,11 +1166,7 @@ async fn a_bad_credit_extension_closes_the_websocket() {
             "--wisp-auth-file",
             &file.0,
         ]);
-        let password = {
-            let mut ext = vec![0x02, 10, 0, 0, 0, 5, 2, 0];
-            ext.extend_from_slice(b"alicepw");
-            ext
-        };
+        let password = password("alice", "pw");
         for (what, body) in [
             ("short", &[8u8, 0][..]),
             ("empty", &[][..]),
@@ -1159,12 +1174,12 @@ async fn a_bad_credit_extension_closes_the_websocket() {
         ] {
             // Without authentication the reader finds it; with it, the
             // handshake does.
-            let mut wisp = open.wisp_v2(&credit_info(body, &[])).await;
+            let mut wisp = open.wisp_v2(credit_info(body, vec![])).await;
             wisp.connect(1, TCP, "127.0.0.1", echo.port()).await;
             let p = wisp.recv().await;
             assert_eq!(
                 (p.kind, p.id, p.payload.as_slice()),
-                (CLOSE, 0, &[0x04u8][..]),
+                (CLOSE, 0, &[reason::INCOMPATIBLE_EXTENSIONS][..]),
                 "{what}"
             );
             let (code, reason) = wisp.next().await.expect_err("a close frame");
@@ -1174,11 +1189,11 @@ async fn a_bad_credit_extension_closes_the_websocket() {
             let (ws, _) = auth.websocket("/wisp/", Some("wisp-v2")).await;
             let mut wisp = Wisp { ws };
             assert_eq!(wisp.recv().await.kind, INFO);
-            wisp.send(INFO, 0, &credit_info(body, &password)).await;
+            wisp.info(credit_info(body, vec![password.clone()])).await;
             let p = wisp.recv().await;
             assert_eq!(
                 (p.kind, p.id, p.payload.as_slice()),
-                (CLOSE, 0, &[0x04u8][..]),
+                (CLOSE, 0, &[reason::INCOMPATIBLE_EXTENSIONS][..]),
                 "{what}, authenticated"
             );
             let (code, reason) = wisp.next().await.expect_err("a close frame");
@@ -1189,8 +1204,8 @@ async fn a_bad_credit_extension_closes_the_websocket() {
         let (ws, _) = auth.websocket("/wisp/", Some("wisp-v2")).await;
         let mut wisp = Wisp { ws };
         assert_eq!(wisp.recv().await.kind, INFO);
-        wisp.send(INFO, 0, &credit_info(&2u32.to_le_bytes(), &password))
-            .await;
+        let ext = wire::client_credit_extension(2).expect("non-zero credit");
+        wisp.info(client_info(vec![password, ext])).await;
         assert_eq!(wisp.recv().await.kind, CONTINUE);
         wisp.connect(1, TCP, "127.0.0.1", echo.port()).await;
         for i in 0..3u8 {
@@ -1206,7 +1221,7 @@ async fn a_bad_credit_extension_closes_the_websocket() {
             third.is_none(),
             "a third packet on a credit of 2: {third:?}"
         );
-        wisp.send(CONTINUE, 1, &1u32.to_le_bytes()).await;
+        wisp.grant(1, 1).await;
         let p = wisp.recv().await;
         assert_eq!((p.kind, p.id, p.payload.as_slice()), (DATA, 1, &[2u8][..]));
     })

@@ -13,26 +13,22 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::{BufMut, BytesMut};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::timeout;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use tokio_tungstenite::tungstenite::{Bytes, Error as WsError, Message};
+use tokio_tungstenite::tungstenite::{Bytes, Message};
 
-use super::wire::{self, reason, CLOSE, CONNECT, CONTINUE, DATA, HEADER, INFO, STREAM_TCP};
+use super::stream::StreamTask;
+use super::wire::{self, reason, CLOSE, CONNECT, CONTINUE, DATA, INFO, STREAM_TCP};
 use super::{client_info, Session, BUFFER_PACKETS, WS_BUFFER_BYTES};
 use crate::config::Config;
+use crate::end::{client_message, close_ws, End, CLOSE_TIMEOUT};
 use crate::log::{log_stream, Outcome};
 use crate::policy::Target;
-use crate::relay::{
-    close_ws, connect, truncate_reason, ConnectError, FailKind, Stats, Ws, CHUNK, CLOSE_TIMEOUT,
-};
+use crate::relay::{Stats, Ws};
 
 /// The queue holds twice the credit: a CONTINUE counts from what is queued
 /// when it is sent, and packets already on the wire then arrive on top.
@@ -54,17 +50,17 @@ const MAX_CREDIT: usize = if (u32::MAX as usize) < Semaphore::MAX_PERMITS {
     Semaphore::MAX_PERMITS
 };
 
-fn close_packet(stream: u32, why: u8) -> Message {
+pub(super) fn close_packet(stream: u32, why: u8) -> Message {
     Message::binary(wire::encode_close(stream, why))
 }
 
-fn continue_packet(stream: u32, credit: u32) -> Message {
+pub(super) fn continue_packet(stream: u32, credit: u32) -> Message {
     Message::binary(wire::encode_continue(stream, credit))
 }
 
 /// Why the relay stopped a stream before its end, shared with the stream's task.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Stop {
+pub(super) enum Stop {
     Running,
     /// The client sent CLOSE: deliver what it sent before, then close.
     ClientClosed,
@@ -88,35 +84,27 @@ struct Entry {
 
 /// Bytes for a target, holding their share of the WebSocket's byte budget
 /// until written.
-type Queued = (Bytes, OwnedSemaphorePermit);
+pub(super) type Queued = (Bytes, OwnedSemaphorePermit);
 
 /// Totals over the whole WebSocket, for its log line.
 #[derive(Default)]
-struct Totals {
-    up: AtomicU64,
-    down: AtomicU64,
-}
-
-/// How the WebSocket's reader loop ended.
-enum End {
-    ClientClosed,
-    Violation(CloseCode, String),
-    ClientError(String),
-    Idle,
+pub(super) struct Totals {
+    pub(super) up: AtomicU64,
+    pub(super) down: AtomicU64,
 }
 
 /// What every stream task needs from its connection.
 #[derive(Clone)]
-struct Shared {
-    cfg: Arc<Config>,
-    peer: SocketAddr,
+pub(super) struct Shared {
+    pub(super) cfg: Arc<Config>,
+    pub(super) peer: SocketAddr,
     /// DATA and the streams' own CLOSEs, in order per stream.
-    data: mpsc::Sender<Message>,
+    pub(super) data: mpsc::Sender<Message>,
     /// CONTINUE and the reader's refusals: small, and never behind bulk data.
-    control: mpsc::Sender<Message>,
+    pub(super) control: mpsc::Sender<Message>,
     /// A stream task's (id, generation) when it ends.
-    ended: mpsc::UnboundedSender<(u32, u64)>,
-    totals: Arc<Totals>,
+    pub(super) ended: mpsc::UnboundedSender<(u32, u64)>,
+    pub(super) totals: Arc<Totals>,
 }
 
 /// Carries the streams of a WebSocket whose handshake is done, until it
@@ -183,32 +171,13 @@ pub(super) async fn serve_streams(
     stats.up = totals.up.load(Ordering::Relaxed);
     stats.down = totals.down.load(Ordering::Relaxed);
 
-    let (frame, outcome) = match end {
-        End::ClientClosed => (
+    let (frame, outcome) = match end.close_frame(cfg.idle_timeout) {
+        Ok((frame, outcome)) => (Some(frame), outcome),
+        Err(None) => (
             None,
             Outcome::Ok(format!("client closed; {opened} streams")),
         ),
-        End::ClientError(e) => return Outcome::Error(format!("client: {e}; {opened} streams")),
-        End::Violation(code, reason) => {
-            let reason = truncate_reason(reason);
-            (
-                Some(CloseFrame {
-                    code,
-                    reason: reason.clone().into(),
-                }),
-                Outcome::Error(reason),
-            )
-        }
-        End::Idle => {
-            let reason = format!("idle timeout ({}s)", cfg.idle_timeout.as_secs());
-            (
-                Some(CloseFrame {
-                    code: CloseCode::Away,
-                    reason: reason.clone().into(),
-                }),
-                Outcome::Ok(reason),
-            )
-        }
+        Err(Some(e)) => return Outcome::Error(format!("client: {e}; {opened} streams")),
     };
     // The writer ends once every stream task has dropped its sender.
     let sink = match timeout(CLOSE_TIMEOUT, writer).await {
@@ -319,24 +288,14 @@ impl Mux {
             tokio::select! {
                 msg = stream.next() => {
                     last_activity = Instant::now();
-                    match msg {
-                        Some(Ok(Message::Binary(p))) => {
+                    match client_message(msg, max_message) {
+                        Ok(Some(p)) => {
                             if let Err(end) = self.packet(p).await {
                                 return end;
                             }
                         }
-                        Some(Ok(Message::Text(_))) => {
-                            let reason = "text frames are not supported".to_string();
-                            return End::Violation(CloseCode::Unsupported, reason);
-                        }
-                        // tungstenite queues the pong itself.
-                        Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
-                        Some(Ok(Message::Close(_))) | None => return End::ClientClosed,
-                        Some(Err(WsError::Capacity(_))) => {
-                            let reason = format!("message too big (limit {max_message} bytes)");
-                            return End::Violation(CloseCode::Size, reason);
-                        }
-                        Some(Err(e)) => return End::ClientError(e.to_string()),
+                        Ok(None) => {}
+                        Err(end) => return end,
                     }
                 }
                 Some((id, generation)) = ended.recv() => {
@@ -553,269 +512,6 @@ impl Mux {
                 .control
                 .send(close_packet(id, reason::THROTTLED))
                 .await;
-        }
-    }
-}
-
-/// One stream: connects to its target, then carries bytes both ways.
-struct StreamTask {
-    id: u32,
-    generation: u64,
-    target: Target,
-    shared: Shared,
-    queue: mpsc::Receiver<Queued>,
-    stop: watch::Receiver<Stop>,
-    ended: Arc<AtomicBool>,
-    /// Counts this task, and its resolver, against `--max-streams`.
-    live: Arc<()>,
-    /// With client credit: one permit per DATA packet the client allows.
-    credit: Option<Arc<Semaphore>>,
-}
-
-/// How a stream ended after it connected.
-enum StreamEnd {
-    ServerEof,
-    /// The client closed the stream, or the WebSocket ended.
-    ClientClosed,
-    Overrun,
-    TargetError(String),
-    Idle,
-    /// The WebSocket writer is gone.
-    WriterGone,
-}
-
-/// Waits until the reader stops the stream; a dropped sender means the
-/// WebSocket is gone.
-async fn stopped(stop: &mut watch::Receiver<Stop>) -> Stop {
-    match stop.wait_for(|s| *s != Stop::Running).await {
-        Ok(s) => *s,
-        Err(_) => Stop::Shutdown,
-    }
-}
-
-impl StreamTask {
-    async fn run(mut self) {
-        let start = Instant::now();
-        let named = self.target.to_string();
-        let (mut up, mut down) = (0u64, 0u64);
-        let outcome = match self.open().await {
-            Err((why, outcome)) => {
-                if let Some(why) = why {
-                    self.send_close(why).await;
-                }
-                outcome
-            }
-            Ok(tcp) => {
-                let end = self.pump(tcp, &mut up, &mut down).await;
-                let idle = self.shared.cfg.idle_timeout.as_secs();
-                let (why, outcome) = match end {
-                    StreamEnd::ServerEof => {
-                        (Some(reason::VOLUNTARY), Outcome::Ok("server closed".into()))
-                    }
-                    StreamEnd::ClientClosed => (None, Outcome::Ok("client closed".into())),
-                    StreamEnd::Overrun => (
-                        None,
-                        Outcome::Error("client sent past its buffer credit".into()),
-                    ),
-                    StreamEnd::TargetError(e) => (Some(reason::NETWORK_ERROR), Outcome::Error(e)),
-                    StreamEnd::Idle => (
-                        Some(reason::TRANSFER_TIMEOUT),
-                        Outcome::Ok(format!("idle timeout ({idle}s)")),
-                    ),
-                    StreamEnd::WriterGone => (None, Outcome::Error("client: gone".into())),
-                };
-                if let Some(why) = why {
-                    self.send_close(why).await;
-                }
-                outcome
-            }
-        };
-        log_stream(
-            self.shared.peer,
-            self.id,
-            Some(&named),
-            &outcome,
-            up,
-            down,
-            start.elapsed(),
-        );
-        let _ = self.shared.ended.send((self.id, self.generation));
-    }
-
-    /// Sends this stream's CLOSE after its DATA, unless the reader stopped it
-    /// meanwhile (then the client is not listening for it).
-    async fn send_close(&mut self, why: u8) {
-        self.ended.store(true, Ordering::Release);
-        let data = self.shared.data.clone();
-        let mut stop = self.stop.clone();
-        tokio::select! {
-            _ = data.send(close_packet(self.id, why)) => {}
-            _ = stopped(&mut stop) => {}
-        }
-    }
-
-    /// Connects, unless stopped first. On failure, returns the close reason to
-    /// send (none if the client is gone) and the outcome to log.
-    async fn open(&mut self) -> Result<TcpStream, (Option<u8>, Outcome)> {
-        let cfg = self.shared.cfg.clone();
-        let mut stop = self.stop.clone();
-        let attempt = timeout(
-            cfg.connect_timeout,
-            connect(&self.target, cfg.allow_private, self.live.clone()),
-        );
-        let result = tokio::select! {
-            r = attempt => r,
-            _ = stopped(&mut stop) => {
-                return Err((None, Outcome::Ok("client closed while connecting".into())));
-            }
-        };
-        match result {
-            Ok(Ok(tcp)) => {
-                // Latency matters more than segment count: TLS records are sized.
-                let _ = tcp.set_nodelay(true);
-                Ok(tcp)
-            }
-            Ok(Err(ConnectError::Private(addr))) => Err((
-                Some(reason::BLOCKED),
-                Outcome::Refused(format!("private address refused: {addr}")),
-            )),
-            Ok(Err(ConnectError::Failed(kind, e))) => {
-                let why = match kind {
-                    FailKind::Resolve | FailKind::Unreachable => reason::UNREACHABLE,
-                    FailKind::Refused => reason::CONNECTION_REFUSED,
-                    FailKind::Other => reason::NETWORK_ERROR,
-                };
-                Err((Some(why), Outcome::Error(format!("connect failed: {e}"))))
-            }
-            Err(_) => {
-                let secs = cfg.connect_timeout.as_secs();
-                Err((
-                    Some(reason::CONNECT_TIMEOUT),
-                    Outcome::Error(format!("connect failed: timed out after {secs}s")),
-                ))
-            }
-        }
-    }
-
-    async fn pump(&mut self, tcp: TcpStream, up: &mut u64, down: &mut u64) -> StreamEnd {
-        let (mut tcp_read, mut tcp_write) = tcp.into_split();
-        let id = self.id;
-        let start = Instant::now();
-        let last_activity = AtomicU64::new(0);
-        let touch = || {
-            let ms = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
-            last_activity.store(ms, Ordering::Relaxed);
-        };
-        let shared = &self.shared;
-        let chunk = CHUNK.min(shared.cfg.max_message.saturating_sub(HEADER).max(1));
-        let queue = &mut self.queue;
-        let stop_state = self.stop.clone();
-        let credit = self.credit.clone();
-
-        let client_to_server = async {
-            let mut drained = 0u32;
-            while let Some((data, permit)) = queue.recv().await {
-                if let Err(e) = tcp_write.write_all(&data).await {
-                    return StreamEnd::TargetError(format!("write to target: {e}"));
-                }
-                drop(permit);
-                *up += data.len() as u64;
-                shared
-                    .totals
-                    .up
-                    .fetch_add(data.len() as u64, Ordering::Relaxed);
-                touch();
-                drained += 1;
-                // Top the credit up once half of it has been used, as the
-                // specification suggests, so the client rarely waits.
-                if drained >= BUFFER_PACKETS / 2 && *stop_state.borrow() == Stop::Running {
-                    let queued = u32::try_from(queue.len()).unwrap_or(u32::MAX);
-                    let credit = BUFFER_PACKETS.saturating_sub(queued);
-                    let _ = shared.control.send(continue_packet(id, credit)).await;
-                    drained = 0;
-                }
-            }
-            // The client closed the stream and everything it sent is written.
-            let _ = tcp_write.shutdown().await;
-            StreamEnd::ClientClosed
-        };
-
-        let mut stop = self.stop.clone();
-        let server_to_client = async {
-            let mut buf = BytesMut::new();
-            loop {
-                if let Some(credit) = &credit {
-                    // No credit, no read: the target's window fills instead.
-                    tokio::select! {
-                        permit = credit.acquire() => match permit {
-                            Ok(permit) => permit.forget(),
-                            Err(_) => return StreamEnd::WriterGone,
-                        },
-                        _ = stopped(&mut stop) => std::future::pending().await,
-                    }
-                }
-                // The packet is read in place after room for its header, so
-                // the target's bytes reach the writer without a copy.
-                buf.reserve(HEADER + chunk);
-                buf.put_bytes(0, HEADER);
-                let mut room = (&mut buf).limit(chunk);
-                let n = tokio::select! {
-                    r = tcp_read.read_buf(&mut room) => match r {
-                        Ok(0) => return StreamEnd::ServerEof,
-                        Ok(n) => n,
-                        Err(e) => return StreamEnd::TargetError(format!("read from target: {e}")),
-                    },
-                    // Stopped: nothing more goes to the client; the other
-                    // futures decide when the stream ends.
-                    _ = stopped(&mut stop) => std::future::pending().await,
-                };
-                wire::write_data_header(&mut buf[..HEADER], id);
-                let msg = Message::binary(buf.split().freeze());
-                tokio::select! {
-                    r = shared.data.send(msg) => {
-                        if r.is_err() {
-                            return StreamEnd::WriterGone;
-                        }
-                    }
-                    _ = stopped(&mut stop) => std::future::pending().await,
-                }
-                *down += n as u64;
-                shared.totals.down.fetch_add(n as u64, Ordering::Relaxed);
-                touch();
-            }
-        };
-
-        let mut stop = self.stop.clone();
-        let stop_watch = async {
-            match stopped(&mut stop).await {
-                Stop::Overrun => StreamEnd::Overrun,
-                // Give the client's last bytes time to reach a slow target.
-                _ => {
-                    tokio::time::sleep(CLOSE_TIMEOUT).await;
-                    StreamEnd::ClientClosed
-                }
-            }
-        };
-
-        let idle_timeout = shared.cfg.idle_timeout;
-        let idle = async {
-            let deadline = || {
-                let last = Duration::from_millis(last_activity.load(Ordering::Relaxed));
-                start + last + idle_timeout
-            };
-            loop {
-                tokio::time::sleep_until(deadline().into()).await;
-                if Instant::now() >= deadline() {
-                    return StreamEnd::Idle;
-                }
-            }
-        };
-
-        tokio::select! {
-            end = client_to_server => end,
-            end = server_to_client => end,
-            end = stop_watch => end,
-            end = idle => end,
         }
     }
 }
