@@ -78,12 +78,6 @@ fn parse_name(name: Der<'_>) -> Option<Vec<(String, String)>> {
     Some(out)
 }
 
-/// Formats a DER `Name` (a SEQUENCE of RDNs, tag included).
-pub(crate) fn format_der_name(tlv: &[u8]) -> Option<String> {
-    let (name, _) = Der::new(tlv).expect(0x30)?;
-    Some(format_name(parse_name(name)?))
-}
-
 fn format_name(parts: Vec<(String, String)>) -> String {
     if parts.is_empty() {
         return "(empty name)".to_owned();

@@ -150,7 +150,6 @@ fn push_hex(out: &mut String, bytes: &[u8]) {
 #[derive(Debug)]
 struct ExplainingVerifier {
     inner: Arc<WebPkiServerVerifier>,
-    root_subjects: Vec<String>,
 }
 
 impl ExplainingVerifier {
@@ -163,7 +162,6 @@ impl ExplainingVerifier {
             return Error::CertificateUnknownIssuer {
                 issuer: "(unreadable certificate)".to_owned(),
                 root_sent: false,
-                name_trusted: false,
             };
         };
         if last.is_self_issued() && summaries.len() == 1 {
@@ -180,11 +178,7 @@ impl ExplainingVerifier {
         } else {
             last.issuer.clone()
         };
-        Error::CertificateUnknownIssuer {
-            name_trusted: !root_sent && self.root_subjects.contains(&issuer),
-            issuer,
-            root_sent,
-        }
+        Error::CertificateUnknownIssuer { issuer, root_sent }
     }
 }
 
@@ -486,29 +480,13 @@ impl ConfigBuilder {
                 "no trusted roots: add a CA certificate or keep the bundled roots",
             ));
         }
-        let root_subjects = roots
-            .roots
-            .iter()
-            .filter_map(|anchor| {
-                // Rebuild a Name TLV so the summary reader can format it.
-                let subject = anchor.subject.as_ref();
-                let mut tlv = vec![0x30];
-                push_der_len(&mut tlv, subject.len());
-                tlv.extend_from_slice(subject);
-                crate::certinfo::format_der_name(&tlv)
-            })
-            .collect();
-
         let provider = Arc::new(crypto_provider());
         let time: Arc<dyn rustls::time_provider::TimeProvider> =
             Arc::new(ClockAdapter(self.clock.clone()));
         let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
             .build()
             .map_err(|err| Error::invalid_config(format!("verifier: {err}")))?;
-        let verifier = Arc::new(ExplainingVerifier {
-            inner: webpki,
-            root_subjects,
-        });
+        let verifier = Arc::new(ExplainingVerifier { inner: webpki });
 
         let versions: Vec<&'static rustls::SupportedProtocolVersion> = [
             (TlsVersion::Tls12, &rustls::version::TLS12),
@@ -545,17 +523,6 @@ impl ConfigBuilder {
             verifier,
             clock: self.clock,
         })
-    }
-}
-
-fn push_der_len(out: &mut Vec<u8>, len: usize) {
-    if len < 0x80 {
-        out.push(len as u8);
-    } else {
-        let bytes = len.to_be_bytes();
-        let skip = bytes.iter().take_while(|&&b| b == 0).count();
-        out.push(0x80 | (bytes.len() - skip) as u8);
-        out.extend_from_slice(&bytes[skip..]);
     }
 }
 

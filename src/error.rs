@@ -92,8 +92,6 @@ pub enum Error {
         issuer: String,
         /// Whether the server sent this issuer itself, as a root that is not trusted.
         root_sent: bool,
-        /// Whether a trusted root has this name, but not the key that signed the chain.
-        name_trusted: bool,
     },
     /// The certificate was revoked by its issuer.
     CertificateRevoked,
@@ -260,18 +258,9 @@ impl fmt::Display for Error {
             Self::CertificateUnknownIssuer {
                 issuer,
                 root_sent: true,
-                ..
             } => write!(
                 f,
                 "unknown issuer: the chain ends in the root {issuer}, which is not trusted"
-            ),
-            Self::CertificateUnknownIssuer {
-                issuer,
-                name_trusted: true,
-                ..
-            } => write!(
-                f,
-                "unknown issuer: a trusted root is named {issuer}, but its key did not sign the chain"
             ),
             Self::CertificateUnknownIssuer { issuer, .. } => write!(
                 f,
@@ -375,7 +364,6 @@ impl From<CertificateError> for Error {
                 crate::config::take_explanation().unwrap_or(Self::CertificateUnknownIssuer {
                     issuer: "(unknown)".to_owned(),
                     root_sent: false,
-                    name_trusted: false,
                 })
             }
             CertificateError::Revoked => Self::CertificateRevoked,
@@ -402,14 +390,48 @@ impl From<CertificateError> for Error {
                     describe_algorithm(&public_key_algorithm_id)
                 ),
             },
+            CertificateError::BadEncoding => Self::CertificateInvalid {
+                reason: "a certificate in the chain is not well-formed DER".to_owned(),
+            },
+            CertificateError::UnhandledCriticalExtension => Self::CertificateInvalid {
+                reason: "a certificate in the chain has a critical extension that is not supported"
+                    .to_owned(),
+            },
             CertificateError::Other(other) => Self::CertificateInvalid {
-                reason: other.to_string(),
+                reason: match other.0.downcast_ref::<webpki::Error>() {
+                    Some(err) => webpki_reason(err),
+                    None => other.to_string(),
+                },
             },
             other => Self::CertificateInvalid {
                 reason: format!("{other:?}"),
             },
         }
     }
+}
+
+/// rustls passes these rustls-webpki errors on as they are; their Display is a Rust name.
+fn webpki_reason(err: &webpki::Error) -> String {
+    use webpki::Error as E;
+    let words = match err {
+        E::UnsupportedCriticalExtension => {
+            "a certificate in the chain has a critical extension that is not supported"
+        }
+        E::CaUsedAsEndEntity => "the server's certificate is a CA certificate",
+        E::EndEntityUsedAsCa => "a certificate that is not a CA issued another certificate",
+        E::PathLenConstraintViolated => "the chain is longer than a CA's path length allows",
+        E::NameConstraintViolation => "the server's names are outside a CA's name constraints",
+        E::MaximumPathDepthExceeded
+        | E::MaximumSignatureChecksExceeded
+        | E::MaximumPathBuildCallsExceeded => "the chain is too long or too complex to verify",
+        E::MaximumNameConstraintComparisonsExceeded => {
+            "the certificate's names and its CAs' name constraints are too many to compare"
+        }
+        E::ExtensionValueInvalid => "a certificate in the chain has a malformed extension",
+        E::UnsupportedCertVersion => "a certificate in the chain is not an X.509 v3 certificate",
+        other => return format!("{other}"),
+    };
+    words.to_owned()
 }
 
 /// rustls presents names as `DnsName("a.example")` or `IpAddress(192.0.2.1)`: keep the name.

@@ -17,7 +17,8 @@ use std::sync::OnceLock;
 
 use common::{config_for, fresh_dir, path_str, OpensslServer};
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, Issuer, KeyPair, SanType,
+    BasicConstraints, CertificateParams, CustomExtension, DistinguishedName, DnType, IsCa, Issuer,
+    KeyPair, SanType,
 };
 use wasm_tls::Error;
 
@@ -456,20 +457,35 @@ fn dn(cn: &str) -> DistinguishedName {
     dn
 }
 
-/// Serves a leaf (SANs `sans`) under a CA named `ca_cn`, which the client does not trust
-/// unless `trusted`; returns the handshake's error.
-fn escaped_failure(ca_cn: &str, sans: Vec<SanType>, trusted: bool) -> Error {
-    let dir = fresh_dir("sig-escape");
+/// Which root the client trusts.
+#[derive(Clone, Copy)]
+enum Trust {
+    /// The CA that issued the leaf.
+    TheCa,
+    /// Another CA with the same name, and another key.
+    ItsNamesake,
+    /// The test PKI's root, unrelated.
+    Unrelated,
+}
+
+/// Serves a leaf for `localhost` (`edit` changes it) under a CA named `ca_cn`, and returns
+/// the handshake's error when the client trusts `trust`.
+fn rcgen_failure(ca_cn: &str, trust: Trust, edit: impl FnOnce(&mut CertificateParams)) -> Error {
+    let dir = fresh_dir("sig-rcgen");
     let ca_key = KeyPair::generate().expect("CA key");
     let mut ca = CertificateParams::default();
     ca.distinguished_name = dn(ca_cn);
     ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     let ca_cert = ca.self_signed(&ca_key).expect("CA");
+    let namesake = ca
+        .self_signed(&KeyPair::generate().expect("another key"))
+        .expect("namesake CA");
     let issuer = Issuer::new(ca, &ca_key);
     let leaf_key = KeyPair::generate().expect("leaf key");
     let mut leaf = CertificateParams::default();
     leaf.distinguished_name = dn("leaf");
-    leaf.subject_alt_names = sans;
+    leaf.subject_alt_names = vec![SanType::DnsName("localhost".try_into().expect("a name"))];
+    edit(&mut leaf);
     let leaf_cert = leaf.signed_by(&leaf_key, &issuer).expect("leaf");
     fs::write(dir.join("leaf.pem"), leaf_cert.pem()).expect("write");
     fs::write(dir.join("leaf.key"), leaf_key.serialize_pem()).expect("write");
@@ -480,10 +496,10 @@ fn escaped_failure(ca_cn: &str, sans: Vec<SanType>, trusted: bool) -> Error {
         path_str(&dir.join("leaf.key")),
         "-www".to_owned(),
     ]);
-    let root = if trusted {
-        ca_cert.pem()
-    } else {
-        common::pki().ecdsa.root_pem.clone()
+    let root = match trust {
+        Trust::TheCa => ca_cert.pem(),
+        Trust::ItsNamesake => namesake.pem(),
+        Trust::Unrelated => common::pki().ecdsa.root_pem.clone(),
     };
     let config = config_for("localhost", &root).build().expect("config");
     let mut conn = common::TlsStream::open(server.port, &config);
@@ -491,9 +507,37 @@ fn escaped_failure(ca_cn: &str, sans: Vec<SanType>, trusted: bool) -> Error {
 }
 
 #[test]
+fn a_trusted_name_with_another_key_is_a_bad_signature() {
+    // The trusted root has the issuer's name, so this is not an unknown issuer: the
+    // signature is checked against its key, and fails.
+    let err = rcgen_failure("Namesake CA", Trust::ItsNamesake, |_| {});
+    assert_eq!(err, Error::CertificateBadSignature);
+    assert_eq!(
+        err.to_string(),
+        "a signature in the certificate chain or handshake does not verify"
+    );
+}
+
+#[test]
+fn an_unknown_critical_extension_is_named() {
+    let err = rcgen_failure("Extension CA", Trust::TheCa, |leaf| {
+        let mut ext = CustomExtension::from_oid_content(&[1, 3, 6, 1, 4, 1, 99999, 1], vec![5, 0]);
+        ext.set_criticality(true);
+        leaf.custom_extensions.push(ext);
+    });
+    assert_eq!(err.code(), "certificate-invalid");
+    assert_eq!(
+        err.to_string(),
+        "invalid certificate: a certificate in the chain has a critical extension that is not supported"
+    );
+}
+
+#[test]
 fn a_raw_dns_name_is_escaped() {
-    let raw = "\x7f\0\0\x01".try_into().expect("an IA5String");
-    let err = escaped_failure("Escape CA", vec![SanType::DnsName(raw)], true);
+    let err = rcgen_failure("Escape CA", Trust::TheCa, |leaf| {
+        let raw = "\x7f\0\0\x01".try_into().expect("an IA5String");
+        leaf.subject_alt_names = vec![SanType::DnsName(raw)];
+    });
     assert_eq!(err.code(), "certificate-name-mismatch");
     assert_eq!(
         err.to_string(),
@@ -503,10 +547,10 @@ fn a_raw_dns_name_is_escaped() {
 
 #[test]
 fn an_issuer_name_with_control_characters_is_escaped() {
-    let err = escaped_failure(
+    let err = rcgen_failure(
         "Evil CA\n2026-12-01 INFO all is well\x1b[0m",
-        vec![SanType::DnsName("localhost".try_into().expect("a name"))],
-        false,
+        Trust::Unrelated,
+        |_| {},
     );
     assert_eq!(err.code(), "certificate-unknown-issuer");
     let message = err.to_string();
