@@ -18,54 +18,21 @@ pub enum Outcome {
 /// Writes one line to stderr, e.g.
 /// `2025-01-02T03:04:05.678Z client=127.0.0.1:50000 target=example.com:443
 /// outcome=ok reason="server closed" c2s=517 s2c=4096 duration=0.250s`.
-pub fn log_tunnel(
+/// A Wisp stream's line has `stream=ID` after the client, e.g. `...
+/// client=127.0.0.1:50000 stream=3 target=example.com:443 outcome=refused
+/// reason="target not allowed" ...`.
+pub fn log_line(
     client: SocketAddr,
+    stream: Option<u32>,
     target: Option<&str>,
     outcome: &Outcome,
     c2s: u64,
     s2c: u64,
     duration: Duration,
 ) {
-    eprintln!(
-        "{}",
-        format_line(
-            SystemTime::now(),
-            client,
-            None,
-            target,
-            outcome,
-            c2s,
-            s2c,
-            duration
-        )
-    );
-}
-
-/// Writes the line for one Wisp stream: like [`log_tunnel`]'s, with
-/// `stream=ID` after the client, e.g. `... client=127.0.0.1:50000 stream=3
-/// target=example.com:443 outcome=refused reason="target not allowed" ...`.
-pub fn log_stream(
-    client: SocketAddr,
-    stream: u32,
-    target: Option<&str>,
-    outcome: &Outcome,
-    c2s: u64,
-    s2c: u64,
-    duration: Duration,
-) {
-    eprintln!(
-        "{}",
-        format_line(
-            SystemTime::now(),
-            client,
-            Some(stream),
-            target,
-            outcome,
-            c2s,
-            s2c,
-            duration
-        )
-    );
+    let now = SystemTime::now();
+    let line = format_line(now, client, stream, target, outcome, c2s, s2c, duration);
+    eprintln!("{line}");
 }
 
 #[allow(clippy::too_many_arguments)]

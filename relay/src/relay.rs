@@ -22,7 +22,7 @@ use tokio_tungstenite::WebSocketStream;
 
 use crate::config::Config;
 use crate::end::{client_message, close_ws, fail, refuse, Activity, End, CLOSE_TIMEOUT};
-use crate::log::{log_tunnel, Outcome};
+use crate::log::{log_line, Outcome};
 use crate::policy::{is_private, Host, Target};
 use crate::wisp;
 
@@ -63,8 +63,9 @@ pub async fn handle(stream: TcpStream, peer: SocketAddr, cfg: Arc<Config>, admis
     let _ = stream.set_nodelay(true);
     let mut stats = Stats::default();
     let outcome = serve(stream, peer, &cfg, admission, &mut stats).await;
-    log_tunnel(
+    log_line(
         peer,
+        None,
         stats.target.as_deref(),
         &outcome,
         stats.up,

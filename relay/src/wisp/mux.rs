@@ -26,7 +26,7 @@ use super::wire::{self, reason, CLOSE, CONNECT, CONTINUE, DATA, INFO, STREAM_TCP
 use super::{client_info, Session, BUFFER_PACKETS, WS_BUFFER_BYTES};
 use crate::config::Config;
 use crate::end::{client_message, close_ws, End, CLOSE_TIMEOUT};
-use crate::log::{log_stream, Outcome};
+use crate::log::{log_line, Outcome};
 use crate::policy::Target;
 use crate::relay::{Stats, Ws};
 
@@ -157,7 +157,15 @@ pub(super) async fn serve_streams(
             "{} more refused streams not logged",
             refused - REFUSALS_LOGGED
         );
-        log_stream(peer, 0, None, &Outcome::Refused(text), 0, 0, Duration::ZERO);
+        log_line(
+            peer,
+            Some(0),
+            None,
+            &Outcome::Refused(text),
+            0,
+            0,
+            Duration::ZERO,
+        );
     }
     for (_, entry) in streams {
         let _ = entry.stop.send(Stop::Shutdown);
@@ -376,9 +384,9 @@ impl Mux {
         if self.refused > REFUSALS_LOGGED {
             return;
         }
-        log_stream(
+        log_line(
             self.shared.peer,
-            id,
+            Some(id),
             target,
             &Outcome::Refused(text),
             0,

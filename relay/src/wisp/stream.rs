@@ -16,7 +16,7 @@ use super::mux::{close_packet, continue_packet, Queued, Shared, Stop};
 use super::wire::{self, reason, HEADER};
 use super::BUFFER_PACKETS;
 use crate::end::{Activity, CLOSE_TIMEOUT};
-use crate::log::{log_stream, Outcome};
+use crate::log::{log_line, Outcome};
 use crate::policy::Target;
 use crate::relay::{connect, ConnectError, FailKind, CHUNK};
 
@@ -94,9 +94,9 @@ impl StreamTask {
                 outcome
             }
         };
-        log_stream(
+        log_line(
             self.shared.peer,
-            self.id,
+            Some(self.id),
             Some(&named),
             &outcome,
             up,
