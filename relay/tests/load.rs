@@ -26,7 +26,7 @@ use tokio::sync::Semaphore;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
-use common::{listening_addr, spawn_relay, Client};
+use common::{close_frame, listening_addr, read_bytes, spawn_relay, Client};
 
 /// The whole test's bound.
 const OVERALL: Duration = Duration::from_secs(60);
@@ -226,34 +226,6 @@ fn pattern(seed: usize, len: usize) -> Vec<u8> {
         .collect()
 }
 
-/// Reads binary messages until `len` bytes arrived.
-async fn read_exactly(ws: &mut Client, len: usize) -> Vec<u8> {
-    let mut got = Vec::with_capacity(len);
-    while got.len() < len {
-        match ws.next().await {
-            Some(Ok(Message::Binary(data))) => got.extend_from_slice(&data),
-            Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
-            other => panic!("expected data, got {other:?}"),
-        }
-    }
-    got
-}
-
-/// Reads until the close frame; returns its code and reason.
-async fn close_frame(ws: &mut Client) -> (u16, String) {
-    loop {
-        match ws.next().await {
-            Some(Ok(Message::Close(Some(frame)))) => {
-                return (u16::from(frame.code), frame.reason.to_string())
-            }
-            Some(Ok(Message::Close(None))) => return (1005, String::new()),
-            Some(Ok(_)) => {}
-            Some(Err(e)) => panic!("error before the close frame: {e}"),
-            None => panic!("the connection ended without a close frame"),
-        }
-    }
-}
-
 /// The soft limit on open files, raised towards `want` (with `prlimit`, up to the hard
 /// limit) when it is lower; returns the limit in force.
 fn raise_fd_limit(want: u64) -> u64 {
@@ -342,7 +314,7 @@ async fn relay_under_load() {
         futures_util::future::join_all(clients.iter_mut().enumerate().map(|(i, ws)| async move {
             let data = pattern(i, PER_TUNNEL);
             ws.send(Message::binary(data.clone())).await.expect("send");
-            assert!(read_exactly(ws, PER_TUNNEL).await == data, "tunnel {i}: the echo differs");
+            assert!(read_bytes(ws, PER_TUNNEL).await == data, "tunnel {i}: the echo differs");
         }))
         .await;
         let open_fds = relay.fds();
@@ -422,7 +394,7 @@ async fn relay_under_load() {
         // The client vanishes without a close frame.
         let mut ws = relay.connect(&echo_path).await;
         ws.send(Message::binary(b"then nothing".to_vec())).await.expect("send");
-        read_exactly(&mut ws, 12).await;
+        read_bytes(&mut ws, 12).await;
         drop(ws);
         // The target resets the connection.
         let mut ws = relay.connect(&format!("/127.0.0.1:{}", reset.port())).await;

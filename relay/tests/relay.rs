@@ -17,7 +17,7 @@ use tokio::sync::mpsc as tokio_mpsc;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
-use common::{sending_server, Client, Relay};
+use common::{close_frame, read_bytes, sending_server, Client, Relay};
 
 const TEST_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -70,33 +70,6 @@ async fn echo_server() -> (
         }
     });
     (addr, accepted, done_rx)
-}
-
-/// Reads until the close frame and returns its code and reason.
-async fn expect_close(ws: &mut Client) -> (u16, String) {
-    loop {
-        match ws.next().await {
-            Some(Ok(Message::Close(Some(frame)))) => {
-                return (u16::from(frame.code), frame.reason.to_string())
-            }
-            Some(Ok(Message::Close(None))) => panic!("close frame without a code"),
-            Some(Ok(_)) => {}
-            Some(Err(e)) => panic!("error before close frame: {e}"),
-            None => panic!("stream ended without close frame"),
-        }
-    }
-}
-
-/// Reads binary messages until `len` bytes have arrived.
-async fn read_bytes(ws: &mut Client, len: usize) -> Vec<u8> {
-    let mut got = Vec::with_capacity(len);
-    while got.len() < len {
-        match ws.next().await {
-            Some(Ok(Message::Binary(data))) => got.extend_from_slice(&data),
-            other => panic!("expected binary data, got {other:?}"),
-        }
-    }
-    got
 }
 
 fn pattern(len: usize) -> Vec<u8> {
@@ -177,13 +150,13 @@ async fn target_not_in_allowlist_is_refused() {
         ]);
         let mut ws = relay.connect("/evil.example:25").await;
         assert_eq!(
-            expect_close(&mut ws).await,
+            close_frame(&mut ws).await,
             (1008, "target not allowed: evil.example:25".to_string())
         );
         let mut ws = relay
             .connect(&format!("/127.0.0.1:{}", echo.port() ^ 1))
             .await;
-        let (code, reason) = expect_close(&mut ws).await;
+        let (code, reason) = close_frame(&mut ws).await;
         assert_eq!(code, 1008);
         assert!(
             reason.starts_with("target not allowed: 127.0.0.1:"),
@@ -216,12 +189,12 @@ async fn loopback_target_needs_allow_private() {
         ]);
         let mut ws = relay.connect(&format!("/127.0.0.1:{port}")).await;
         assert_eq!(
-            expect_close(&mut ws).await,
+            close_frame(&mut ws).await,
             (1008, format!("private address refused: 127.0.0.1:{port}"))
         );
         // A name is checked by the address it resolves to.
         let mut ws = relay.connect(&format!("/localhost:{port}")).await;
-        let (code, reason) = expect_close(&mut ws).await;
+        let (code, reason) = close_frame(&mut ws).await;
         assert_eq!(code, 1008);
         assert!(reason.starts_with("private address refused: "), "{reason}");
         assert_eq!(accepted.load(Ordering::SeqCst), 0);
@@ -239,12 +212,12 @@ async fn no_allow_refuses_everything() {
             "/example.com:443".to_string(),
         ] {
             let mut ws = relay.connect(&path).await;
-            let (code, reason) = expect_close(&mut ws).await;
+            let (code, reason) = close_frame(&mut ws).await;
             assert_eq!(code, 1008);
             assert!(reason.starts_with("target not allowed: "), "{reason}");
         }
         let mut ws = relay.connect("/").await;
-        let (code, reason) = expect_close(&mut ws).await;
+        let (code, reason) = close_frame(&mut ws).await;
         assert_eq!(code, 1008);
         assert!(reason.starts_with("no target"), "{reason}");
         assert_eq!(accepted.load(Ordering::SeqCst), 0);
@@ -264,7 +237,7 @@ async fn text_frame_closes_with_1003() {
         let mut ws = relay.connect(&format!("/127.0.0.1:{}", echo.port())).await;
         ws.send(Message::text("hi")).await.expect("send");
         assert_eq!(
-            expect_close(&mut ws).await,
+            close_frame(&mut ws).await,
             (1003, "text frames are not supported".to_string())
         );
     })
@@ -290,7 +263,7 @@ async fn oversized_message_closes_with_1009() {
         ws.send(Message::binary(vec![2u8; 64 * 1024]))
             .await
             .expect("send");
-        let (code, reason) = expect_close(&mut ws).await;
+        let (code, reason) = close_frame(&mut ws).await;
         assert_eq!(code, 1009);
         assert!(reason.contains("1024"), "{reason}");
     })
@@ -314,7 +287,7 @@ async fn max_connections_is_enforced() {
 
         let mut second = relay.connect(&path).await;
         assert_eq!(
-            expect_close(&mut second).await,
+            close_frame(&mut second).await,
             (1008, "too many connections (limit 1)".to_string())
         );
 
@@ -356,7 +329,7 @@ async fn server_eof_closes_with_1000_after_all_data() {
             .connect(&format!("/127.0.0.1:{}", server.port()))
             .await;
         assert_eq!(read_bytes(&mut ws, payload.len()).await, payload);
-        assert_eq!(expect_close(&mut ws).await, (1000, String::new()));
+        assert_eq!(close_frame(&mut ws).await, (1000, String::new()));
         let line = relay.log_line();
         assert!(
             line.contains("outcome=ok reason=\"server closed\""),
@@ -428,7 +401,7 @@ async fn fixed_private_target_still_needs_allow_private() {
         let relay = Relay::start(&["--target", &target]);
         let mut ws = relay.connect("/").await;
         assert_eq!(
-            expect_close(&mut ws).await,
+            close_frame(&mut ws).await,
             (1008, format!("private address refused: {target}"))
         );
         assert_eq!(accepted.load(Ordering::SeqCst), 0);
@@ -463,7 +436,7 @@ async fn base64_only_subprotocol_is_refused() {
         let (mut ws, _) = relay
             .websocket(&format!("/127.0.0.1:{port}"), Some("base64"))
             .await;
-        let (code, reason) = expect_close(&mut ws).await;
+        let (code, reason) = close_frame(&mut ws).await;
         assert_eq!(code, 1008);
         assert!(reason.contains("base64"), "{reason}");
         assert_eq!(accepted.load(Ordering::SeqCst), 0);
@@ -481,7 +454,7 @@ async fn failed_connect_closes_with_1011() {
         };
         let relay = Relay::start(&["--allow", &format!("127.0.0.1:{port}"), "--allow-private"]);
         let mut ws = relay.connect(&format!("/127.0.0.1:{port}")).await;
-        let (code, reason) = expect_close(&mut ws).await;
+        let (code, reason) = close_frame(&mut ws).await;
         assert_eq!(code, 1011);
         assert!(reason.starts_with("connect failed: "), "{reason}");
         assert!(relay.log_line().contains("outcome=error"));
@@ -503,7 +476,7 @@ async fn idle_tunnel_is_closed() {
         let mut ws = relay.connect(&format!("/127.0.0.1:{}", echo.port())).await;
         assert_echo(&mut ws).await;
         assert_eq!(
-            expect_close(&mut ws).await,
+            close_frame(&mut ws).await,
             (1001, "idle timeout (1s)".to_string())
         );
         done.recv().await.expect("target connection ended");
@@ -571,13 +544,6 @@ async fn streaming_server(len: usize) -> (SocketAddr, Arc<AtomicUsize>) {
     (addr, written)
 }
 
-/// The relay's peak resident memory, from /proc (Linux only).
-fn peak_rss_kib(relay: &Relay) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{}/status", relay.child.id())).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
-}
-
 #[tokio::test]
 async fn a_client_that_does_not_read_slows_the_target() {
     let body = async {
@@ -608,7 +574,7 @@ async fn a_client_that_does_not_read_slows_the_target() {
         }
         assert!(last > 0, "the target sent nothing");
         assert!(last < total / 2, "the target sent {last} bytes unhindered");
-        if let Some(kib) = peak_rss_kib(&relay) {
+        if let Some(kib) = relay.peak_rss_kib() {
             assert!(kib < 48 * 1024, "peak RSS {kib} KiB");
         }
         // Reading again resumes it, every byte in order.
@@ -627,7 +593,7 @@ async fn a_client_that_does_not_read_slows_the_target() {
             }
         }
         assert_eq!(got, total);
-        assert_eq!(expect_close(&mut ws).await, (1000, String::new()));
+        assert_eq!(close_frame(&mut ws).await, (1000, String::new()));
     };
     tokio::time::timeout(Duration::from_secs(60), body)
         .await

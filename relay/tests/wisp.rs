@@ -774,13 +774,6 @@ fn tempfile() -> TempFile {
     TempFile(path.to_string_lossy().into_owned(), file)
 }
 
-/// The relay's peak resident memory, from /proc (Linux only).
-fn peak_rss_kib(relay: &Relay) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{}/status", relay.child.id())).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
-}
-
 #[tokio::test]
 async fn big_packets_within_credit_are_pushed_back_not_dropped() {
     bounded(async {
@@ -805,7 +798,7 @@ async fn big_packets_within_credit_are_pushed_back_not_dropped() {
         // No stream was closed for it.
         let next = tokio::time::timeout(Duration::from_millis(500), wisp.next()).await;
         assert!(next.is_err(), "{next:?}");
-        if let Some(kib) = peak_rss_kib(&relay) {
+        if let Some(kib) = relay.peak_rss_kib() {
             assert!(kib < 48 * 1024, "peak RSS {kib} KiB");
         }
     })

@@ -11,11 +11,13 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
+use futures_util::StreamExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::header::SEC_WEBSOCKET_PROTOCOL;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
 pub type Client = WebSocketStream<TcpStream>;
@@ -102,6 +104,15 @@ impl Relay {
     }
 }
 
+impl Relay {
+    /// The relay's peak resident memory, from /proc (Linux only).
+    pub fn peak_rss_kib(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
+        let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+        line.split_whitespace().nth(1)?.parse().ok()
+    }
+}
+
 impl Drop for Relay {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -127,4 +138,33 @@ pub async fn sending_server(payload: Vec<u8>) -> SocketAddr {
         }
     });
     addr
+}
+
+/// Reads binary messages until `len` bytes arrived.
+pub async fn read_bytes(ws: &mut Client, len: usize) -> Vec<u8> {
+    let mut got = Vec::with_capacity(len);
+    while got.len() < len {
+        match ws.next().await {
+            Some(Ok(Message::Binary(data))) => got.extend_from_slice(&data),
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+            other => panic!("expected binary data, got {other:?}"),
+        }
+    }
+    got
+}
+
+/// Reads until the close frame; returns its code and reason (1005 when it
+/// has no code).
+pub async fn close_frame(ws: &mut Client) -> (u16, String) {
+    loop {
+        match ws.next().await {
+            Some(Ok(Message::Close(Some(frame)))) => {
+                return (u16::from(frame.code), frame.reason.to_string())
+            }
+            Some(Ok(Message::Close(None))) => return (1005, String::new()),
+            Some(Ok(_)) => {}
+            Some(Err(e)) => panic!("error before the close frame: {e}"),
+            None => panic!("the connection ended without a close frame"),
+        }
+    }
 }
