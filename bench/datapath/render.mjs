@@ -283,7 +283,17 @@ export function render(out) {
   });
   for (const r of sorted) {
     const main = r.host === 'node' ? 'Node client main thread' : 'renderer main thread';
-    L.push(`- **${rowName(r)}** (${mbps(r.mbps)} MB/s): ${boundOf(r, main)}. CPUs: ${cpuLine(r.cpu)}.`);
+    let cipher = '';
+    const c = r.what === 'pkg' && r.profile && r.profile.named && r.profile.wasm.find((w) => w.name === 'cipher');
+    // The reference the goal names: the ceiling in Chromium, Node's TLS (same suite) in Node.
+    const ref = get(r.host, r.relay, r.transport, r.host === 'node' ? 'native' : 'ceiling', r.kind);
+    if (c && ref && ref.mbps) {
+      // The cipher's thread time per byte, from the profile, at the reference's rate.
+      const perByte = c.ms / 1000 / r.profile.bytes;
+      const what = r.host === 'node' ? "Node TLS's" : "the ceiling's";
+      cipher = ` The cipher alone took ${((c.ms / r.profile.bytes) * MiB).toFixed(2)} ms of that thread per MiB: at ${what} ${mbps(ref.mbps)} MB/s it would keep ${pct(perByte * ref.mbps * 1e6)} of a thread busy.`;
+    }
+    L.push(`- **${rowName(r)}** (${mbps(r.mbps)} MB/s): ${boundOf(r, main)}. CPUs: ${cpuLine(r.cpu)}.${cipher}`);
   }
   L.push('');
   const profiled = sorted.filter((r) => r.profile && r.profile.bytes);
