@@ -1,5 +1,6 @@
 //! The streams of one Wisp WebSocket after its handshake: the reader loop and
-//! its stream table, one task per stream, and the writer.
+//! its stream table, and the writer; each stream runs as a task of its own
+//! (`stream.rs`).
 //!
 //! With client credit negotiated each stream holds its credit in a semaphore:
 //! the stream's task takes one permit before each read from its target (one
