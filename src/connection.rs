@@ -245,7 +245,14 @@ impl TlsClient {
     /// `close_notify` arrived and everything before it has been read.
     /// [`Error::Truncated`] means the transport ended without `close_notify`.
     pub fn read(&mut self, buf: &mut [u8]) -> Result<Status<usize>, Error> {
-        let status = self.read_inner(buf);
+        let status = self.read_inner(&mut ReadInto::Slice(buf));
+        self.record(status)
+    }
+
+    /// Reads as [`read`](Self::read) does, but appends up to `max` bytes to `out`
+    /// without zeroing space for them first.
+    pub fn read_to_vec(&mut self, out: &mut Vec<u8>, max: usize) -> Result<Status<usize>, Error> {
+        let status = self.read_inner(&mut ReadInto::Vec(out, max));
         self.record(status)
     }
 
@@ -429,12 +436,12 @@ impl TlsClient {
         Ok(Status::Done(()))
     }
 
-    fn read_inner(&mut self, buf: &mut [u8]) -> Result<Status<usize>, Error> {
+    fn read_inner(&mut self, buf: &mut ReadInto<'_>) -> Result<Status<usize>, Error> {
         if self.failed.is_some() {
             // Data that arrived intact before the failure is delivered first, as OpenSSL
             // does; then the error.
             if !buf.is_empty() && !self.conn.is_handshaking() {
-                if let Ok(n @ 1..) = io::Read::read(&mut self.conn.reader(), buf) {
+                if let Ok(n @ 1..) = buf.read_from(&mut self.conn.reader()) {
                     return Ok(Status::Done(n));
                 }
             }
@@ -449,7 +456,7 @@ impl TlsClient {
         if buf.is_empty() {
             return Ok(Status::Done(0));
         }
-        let result = io::Read::read(&mut self.conn.reader(), buf);
+        let result = buf.read_from(&mut self.conn.reader());
         match result {
             Ok(0) => Ok(Status::Closed),
             Ok(n) => {
@@ -528,6 +535,37 @@ impl TlsClient {
             Ok(Status::Done(Shutdown::Complete))
         } else {
             Ok(Status::Done(Shutdown::Sent))
+        }
+    }
+}
+
+/// Where a read puts the plaintext: a caller's buffer, or the end of a vector (up to a
+/// bound), which spares zeroing the space first.
+enum ReadInto<'a> {
+    Slice(&'a mut [u8]),
+    Vec(&'a mut Vec<u8>, usize),
+}
+
+impl ReadInto<'_> {
+    fn is_empty(&self) -> bool {
+        match self {
+            Self::Slice(buf) => buf.is_empty(),
+            Self::Vec(_, max) => *max == 0,
+        }
+    }
+
+    /// Reads as `io::Read::read` does: `Ok(0)` after close_notify, `WouldBlock` when
+    /// nothing is ready, `UnexpectedEof` after an EOF without close_notify.
+    fn read_from(&mut self, reader: &mut rustls::Reader<'_>) -> io::Result<usize> {
+        match self {
+            Self::Slice(buf) => io::Read::read(reader, buf),
+            Self::Vec(out, max) => {
+                let chunk = io::BufRead::fill_buf(reader)?;
+                let n = chunk.len().min(*max);
+                out.extend_from_slice(&chunk[..n]);
+                io::BufRead::consume(reader, n);
+                Ok(n)
+            }
         }
     }
 }

@@ -43,10 +43,6 @@ impl PipeState {
     }
 }
 
-/// Plaintext decrypted at a time while filling a budget: bounds the zeroed space a read
-/// needs when rustls does not say how much is ready.
-const READ_STEP: usize = 16 * 1024;
-
 /// A TLS client over whole buffers; see the [module documentation](self).
 ///
 /// ```no_run
@@ -255,16 +251,7 @@ impl TlsPipe {
             if left == 0 {
                 break;
             }
-            let size = self.tls.pending_plaintext().max(READ_STEP).min(left);
-            let at = plaintext.len();
-            plaintext.resize(at + size, 0);
-            let result = self.tls.read(&mut plaintext[at..]);
-            let n = match &result {
-                Ok(Status::Done(n)) => *n,
-                _ => 0,
-            };
-            plaintext.truncate(at + n);
-            match result {
+            match self.tls.read_to_vec(plaintext, left) {
                 Ok(Status::Done(_)) => {}
                 Ok(Status::WantWrite) => self.collect_ciphertext(),
                 Ok(Status::WantRead) => break,
