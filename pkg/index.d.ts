@@ -383,6 +383,12 @@ export interface Socket<Info extends SocketInfo = SocketInfo> {
   /** Sends close_notify and closes. */
   close(): Promise<void>;
   /**
+   * Ends the connection at once, without close_notify and without waiting for writes in
+   * flight; `opened` (if pending), `closed` and the streams fail with `reason` (a TlsError
+   * with code `aborted` unless `reason` is a TlsError).
+   */
+  abort(reason?: unknown): Promise<void>;
+  /**
    * Upgrades a 'starttls' socket to TLS on the same connection and returns the secure
    * socket; this one is closed. Throws `invalid-state` on a TLS socket, a second time,
    * or once the connection has closed.
