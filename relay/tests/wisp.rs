@@ -469,8 +469,9 @@ async fn a_stalled_stream_does_not_stall_the_others() {
             "{:?}",
             started.elapsed()
         );
-        // Sending past the credit costs that stream, not the WebSocket.
-        for _ in 0..2 * BUFFER {
+        // Sending past the credit (and the room the queue keeps for packets in
+        // flight) costs that stream, not the WebSocket.
+        for _ in 0..4 * BUFFER {
             wisp.send(DATA, 1, b"x").await;
         }
         assert_eq!(wisp.close_reason(1).await, reason::THROTTLED);

@@ -31,9 +31,13 @@ use crate::log::{log_line, Outcome};
 use crate::policy::Target;
 use crate::relay::{Stats, Ws};
 
-/// The queue holds twice the credit: a CONTINUE counts from what is queued
-/// when it is sent, and packets already on the wire then arrive on top.
-const QUEUE_PACKETS: usize = 2 * BUFFER_PACKETS as usize;
+/// The queue holds four times the credit: a CONTINUE counts from what is queued
+/// when it is sent, and packets already on the wire then arrive on top; a client
+/// that takes each CONTINUE's value as its new credit (as @mercuryworkshop/wisp-js
+/// does) can so have a whole credit in flight beside a whole new one, and at full
+/// speed overran a queue of twice the credit. Bytes stay bounded by the WebSocket's
+/// budget ([`WS_BUFFER_BYTES`]).
+const QUEUE_PACKETS: usize = 4 * BUFFER_PACKETS as usize;
 /// Control packets (CONTINUE, refusals) waiting for the WebSocket; whoever
 /// queues one waits when it is full.
 const CONTROL_QUEUE: usize = 64;
