@@ -28,6 +28,8 @@ usage: cargo xtask <command>
   setup              only install what the tests need
   bench [--no-levers] build and run the benchmarks (native, wasmtime, Chromium) and
                      write docs/benchmarks.md
+  bench --only datapath [--datapath-bytes N] [--datapath-rounds N]
+                     only the data path against its ceilings (docs/benchmarks.md §7)
 ";
 
 fn main() -> ExitCode {
