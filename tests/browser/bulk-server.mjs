@@ -4,6 +4,7 @@
 //                          <bytes> of AES-128-CTR keystream keyed by the seed, then
 //                          close_notify
 //   PUT <bytes>\n          reads <bytes>, answers their SHA-256 (hex, one line), closes
+//   CUT <bytes> <seed>\n   as GET, but then drops the TCP connection without close_notify
 // Usage: node bulk-server.mjs CERT KEY   (prints "listening on PORT")
 
 import { createCipheriv, createHash } from 'node:crypto';
@@ -23,7 +24,7 @@ function* keystream(bytes, seed) {
   }
 }
 
-function send(sock, bytes, seed) {
+function send(sock, bytes, seed, cut = false) {
   const hash = createHash('sha256');
   for (const block of keystream(bytes, seed)) hash.update(block);
   sock.write(`${hash.digest('hex')}\n`);
@@ -32,7 +33,9 @@ function send(sock, bytes, seed) {
     for (;;) {
       const { value, done } = blocks.next();
       if (done) {
-        sock.end();
+        // A cut: the TCP connection ends once the bytes are out, with no close_notify.
+        if (cut) sock.write('', () => sock.destroy());
+        else sock.end();
         return;
       }
       if (!sock.write(value)) {
@@ -73,6 +76,7 @@ const server = tls.createServer({ cert, key, honorCipherOrder: false }, (sock) =
     const [verb, n, seed] = head.subarray(0, nl).toString('latin1').trim().split(' ');
     const rest = head.subarray(nl + 1);
     if (verb === 'GET') send(sock, Number(n), seed);
+    else if (verb === 'CUT') send(sock, Number(n), seed, true);
     else if (verb === 'PUT') receive(sock, Number(n), rest);
     else sock.end('bad request\n');
   };

@@ -34,19 +34,20 @@ class FirstLine {
  * quarter has arrived, or is `slow` (1 ms per 16 KiB it reads). `sample()` is called
  * every 100 ms during the transfer and its largest value is returned as `peak`.
  */
-export async function download(wasmTls, sha256, target, options, { bytes, reader: kind, pauseMs = 10000, sample }) {
+export async function download(wasmTls, sha256, target, options, { bytes, reader: kind, pauseMs = 10000, sample, verb = 'GET' }) {
   let peak = 0;
   const sampler = sample ? setInterval(() => (peak = Math.max(peak, sample())), 100) : null;
   const started = performance.now();
   let got = 0;
+  let hash = null;
+  const line = new FirstLine();
   try {
     const socket = wasmTls.connect(target, options);
     await socket.opened;
     const writer = socket.writable.getWriter();
-    await writer.write(encoder.encode(`GET ${bytes} ${bytes}\n`));
+    await writer.write(encoder.encode(`${verb} ${bytes} ${bytes}\n`));
     writer.releaseLock();
-    const hash = sha256();
-    const line = new FirstLine();
+    hash = sha256();
     const reader = socket.readable.getReader();
     let paused = false;
     for (;;) {
@@ -66,7 +67,7 @@ export async function download(wasmTls, sha256, target, options, { bytes, reader
     await socket.closed;
     return { ok: true, got, same: hash.hex() === line.line, ms: performance.now() - started, peak };
   } catch (err) {
-    return { ok: false, got, error: describe(err), peak };
+    return { ok: false, got, error: describe(err), peak, same: hash !== null && line.line !== null && hash.hex() === line.line };
   } finally {
     if (sampler) clearInterval(sampler);
   }

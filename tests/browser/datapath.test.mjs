@@ -168,6 +168,19 @@ test('Node.js, the transport option over net.Socket (no relay): a pausing reader
   assert.ok(r.ok && r.same, JSON.stringify(r));
 });
 
+for (const [where, kinds] of [['Node.js', ['raw', 'wisp', 'tcp']], ['Chromium', ['raw', 'wisp']]]) {
+  test(`${where}: a server that drops the connection mid-stream: every byte before it, then truncated`, { timeout: 120000 }, async () => {
+    for (const kind of kinds) {
+      const args = { bytes: 16 * MiB, reader: 'pause', pauseMs: 1000, verb: 'CUT' };
+      const r = where === 'Node.js' ? await inNode('download', kind, args) : await inPage('download', kind, args);
+      assert.equal(r.ok, false, `${kind}: ${JSON.stringify(r)}`);
+      assert.equal(r.error.code, 'truncated', `${kind}: ${JSON.stringify(r)}`);
+      assert.equal(r.got, 16 * MiB, `${kind}: ${JSON.stringify(r)}`);
+      assert.ok(r.same, `${kind}: the bytes before the drop differ`);
+    }
+  });
+}
+
 test('Chromium, a plain WebSocket (no backpressure): parks up to receiveBufferLimit, then says so', { timeout: 60000 }, async () => {
   const fast = await inPage('download', 'websocket', { bytes: 64 * MiB, reader: 'fast' });
   assert.ok(fast.ok && fast.got === 64 * MiB && fast.same, JSON.stringify(fast));
