@@ -217,9 +217,24 @@ class StreamChannel extends BaseChannel {
     // A close before the open (a relay's refusal) rejects with a WebSocketError that
     // still carries the close code and reason.
     this.wss.closed.then(
-      ({ closeCode, reason }) => this._closed(closeCode || 1005, reason),
-      (err) => this._closed((err && err.closeCode) || 1006, (err && err.reason) || ''),
+      ({ closeCode, reason }) => this._remoteClose(closeCode || 1005, reason),
+      (err) => this._remoteClose((err && err.closeCode) || 1006, (err && err.reason) || ''),
     );
+  }
+
+  /**
+   * The closing handshake is done, but messages may still wait in the readable (the
+   * application paused reading): the close is reported once they have been read.
+   */
+  _remoteClose(code, reason) {
+    this._pendingClose = { code, reason };
+    if (!this._reader || this._readDone) this._closed(code, reason);
+    else if (!this.paused) this._read();
+  }
+
+  _readEnded() {
+    this._readDone = true;
+    if (this._pendingClose) this._closed(this._pendingClose.code, this._pendingClose.reason);
   }
 
   get bufferedAmount() {
@@ -232,11 +247,15 @@ class StreamChannel extends BaseChannel {
     try {
       while (!this.paused && !this.closed) {
         const { value, done } = await this._reader.read();
-        if (done) break;
+        if (done) {
+          this._readEnded();
+          break;
+        }
         this._message(value);
       }
     } catch {
       // The closed promise reports how it ended.
+      this._readEnded();
     } finally {
       this._reading = false;
     }
