@@ -389,6 +389,12 @@ export interface Socket<Info extends SocketInfo = SocketInfo> {
    */
   abort(reason?: unknown): Promise<void>;
   /**
+   * In Node.js, lets the process exit while this connection is open: its WebSocket, or a
+   * shared Wisp WebSocket once none of its streams wants it. `ref()` undoes it.
+   */
+  unref(): this;
+  ref(): this;
+  /**
    * Upgrades a 'starttls' socket to TLS on the same connection and returns the secure
    * socket; this one is closed. Throws `invalid-state` on a TLS socket, a second time,
    * or once the connection has closed.

@@ -529,9 +529,9 @@ export class TLSSocket extends Duplex {
   }
 
   /**
-   * Lets Node.js exit while this connection is open. It reaches the raw relay's own
-   * WebSocket (the `ws` package's); a shared Wisp WebSocket and a caller's `transport`
-   * keep their own reference.
+   * Lets Node.js exit while this connection is open: the raw relay's WebSocket, or a
+   * shared Wisp WebSocket once none of its streams wants it; a caller's `transport`
+   * keeps its own reference.
    */
   unref() {
     this._refed = false;
@@ -550,12 +550,9 @@ export class TLSSocket extends Duplex {
       if (this._refed) this._timer.ref();
       else this._timer.unref();
     }
-    // The raw relay's channel is this connection's alone (a Wisp stream has none: its
-    // WebSocket is shared).
-    const channel = this._pkg && this._pkg._transport && this._pkg._transport.channel;
-    if (!channel) return;
-    if (this._refed) channel.ref?.();
-    else channel.unref?.();
+    if (!this._pkg) return;
+    if (this._refed) this._pkg.ref();
+    else this._pkg.unref();
   }
 }
 

@@ -219,6 +219,17 @@ export class Socket {
     return this.closed.catch(() => {});
   }
 
+  /** Lets Node.js exit while this connection is open (and `ref()` undoes it). */
+  unref() {
+    if (this._transport.unref) this._transport.unref();
+    return this;
+  }
+
+  ref() {
+    if (this._transport.ref) this._transport.ref();
+    return this;
+  }
+
   /** Sends close_notify (if secure and open) and closes the connection. */
   async close() {
     if (this.state === 'closed' || this.state === 'failed') return this.closed.catch(() => {});

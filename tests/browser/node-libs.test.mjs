@@ -516,33 +516,35 @@ test('setTimeout: \'timeout\' after that long without reads or writes; activity 
   assert.deepEqual(seen, ['connect', 'secureConnect', 'timeout', 'close']);
 });
 
-test('unref() lets Node.js exit with a raw-relay connection open; without it, the process stays', { timeout: 20000 }, async () => {
+test('unref() lets Node.js exit with a connection open, over the raw relay and over Wisp; without it, the process stays', { timeout: 40000 }, async () => {
   const script = `
     const { createConnection } = await import(${JSON.stringify(nodeEntry)});
     const { WebSocket } = await import(${JSON.stringify(import.meta.resolve('ws'))});
-    const [relay, ca, port, unref] = JSON.parse(process.argv[1]);
-    const socket = createConnection({ relay, WebSocket, ca, host: '127.0.0.1', port });
+    const [via, ca, port, unref] = JSON.parse(process.argv[1]);
+    const socket = createConnection({ ...via, WebSocket, ca, host: '127.0.0.1', port });
     socket.on('error', (e) => { console.error(e); process.exit(2); });
     socket.on('secureConnect', () => { if (unref) socket.unref(); console.log('open'); });
   `;
-  const runChild = (unref) => {
-    const child = h.track(spawn(process.execPath, ['--input-type=module', '-e', script, JSON.stringify([relay.url, pki.ca, nginx.port, unref])], { stdio: ['ignore', 'pipe', 'pipe'] }), 'node');
-    let out = '';
-    child.stdout.on('data', (d) => {
-      out += d;
-    });
-    const exit = new Promise((resolve) => child.on('exit', (code) => resolve(code)));
-    return { child, exit, out: () => out };
-  };
-  const unrefd = runChild(true);
-  const code = await Promise.race([unrefd.exit, new Promise((r) => setTimeout(() => r('still running'), 8000))]);
-  assert.equal(code, 0, unrefd.child.stderrText);
-  assert.equal(unrefd.out(), 'open\n');
-  const refd = runChild(false);
-  await until(() => refd.out() === 'open\n', 8000);
-  const still = await Promise.race([refd.exit, new Promise((r) => setTimeout(() => r('still running'), 1500))]);
-  assert.equal(still, 'still running');
-  refd.child.kill('SIGKILL');
+  for (const via of [{ relay: relay.url }, { wisp: relay.wisp }]) {
+    const runChild = (unref) => {
+      const child = h.track(spawn(process.execPath, ['--input-type=module', '-e', script, JSON.stringify([via, pki.ca, nginx.port, unref])], { stdio: ['ignore', 'pipe', 'pipe'] }), 'node');
+      let out = '';
+      child.stdout.on('data', (d) => {
+        out += d;
+      });
+      const exit = new Promise((resolve) => child.on('exit', (code) => resolve(code)));
+      return { child, exit, out: () => out };
+    };
+    const unrefd = runChild(true);
+    const code = await Promise.race([unrefd.exit, new Promise((r) => setTimeout(() => r('still running'), 8000))]);
+    assert.equal(code, 0, unrefd.child.stderrText);
+    assert.equal(unrefd.out(), 'open\n');
+    const refd = runChild(false);
+    await until(() => refd.out() === 'open\n', 8000);
+    const still = await Promise.race([refd.exit, new Promise((r) => setTimeout(() => r('still running'), 1500))]);
+    assert.equal(still, 'still running', JSON.stringify(via));
+    refd.child.kill('SIGKILL');
+  }
 });
 
 // Last: it turns ssl off on the server.

@@ -14,6 +14,7 @@
 //   canPause                  the server down (else the data keeps coming)
 //   close()                   an orderly end after what was sent
 //   describe                  where it goes, for error messages
+//   ref() / unref()           optional: whether it keeps Node.js alive
 
 import { TlsError } from '../errors.js';
 import { formatTarget, relayUrl } from '../target.js';
@@ -68,6 +69,14 @@ export class RelayTransport {
 
   close() {
     this.channel.close(1000, '');
+  }
+
+  ref() {
+    if (this.channel.ref) this.channel.ref();
+  }
+
+  unref() {
+    if (this.channel.unref) this.channel.unref();
   }
 
   /** A WebSocket close as an error, or null for the server's orderly EOF. */

@@ -191,7 +191,15 @@ export class WispConnection {
     const i = this.pending.indexOf(stream);
     if (i >= 0) this.pending.splice(i, 1);
     if (stream._pausesChannel) this._resumeChannel(stream);
+    this._refCheck();
     this._idleCheck();
+  }
+
+  /** In Node.js the shared WebSocket keeps the process alive while any stream wants it. */
+  _refCheck() {
+    const wanted = this.pending.some((s) => !s._unrefd) || [...this.streams.values()].some((s) => !s._unrefd);
+    if (wanted && this.channel.ref) this.channel.ref();
+    else if (!wanted && this.channel.unref) this.channel.unref();
   }
 
   /** Without the client-credit extension a stream can only pause the whole WebSocket. */
@@ -429,6 +437,16 @@ export class WispStream {
     if (this._owed === 0 || this.closed) return;
     this._conn.send(wire.encodeContinue(this.id, this._owed));
     this._owed = 0;
+  }
+
+  ref() {
+    this._unrefd = false;
+    this._conn._refCheck();
+  }
+
+  unref() {
+    this._unrefd = true;
+    this._conn._refCheck();
   }
 
   pause() {
