@@ -507,7 +507,10 @@ impl OpensslServer {
                 return false;
             }
             if TcpStream::connect_timeout(&self.addr(), Duration::from_millis(200)).is_ok() {
-                return true;
+                // Something listens; if the port was taken by another process between
+                // finding it free and s_server binding it, s_server exits at once.
+                std::thread::sleep(Duration::from_millis(100));
+                return matches!(self.child.try_wait(), Ok(None));
             }
             std::thread::sleep(Duration::from_millis(50));
         }
