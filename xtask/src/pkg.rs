@@ -44,8 +44,17 @@ pub fn file_len(path: &Path) -> Result<u64, String> {
         .map_err(|err| format!("{}: {err}", path.display()))
 }
 
-pub fn build(root: &Path) -> Result<Sizes, String> {
-    run(wasm_env(&mut cargo(&[
+/// Builds the crate for the browser, binds it with wasm-bindgen into `out` and runs
+/// wasm-opt: the package's wasm. `names` keeps the name section (cargo's `strip` off,
+/// wasm-opt `-g`) so that CPU profiles name the wasm functions; `target_dir` keeps such
+/// a build apart from the package's.
+pub fn build_wasm(
+    root: &Path,
+    out: &Path,
+    target_dir: Option<&Path>,
+    names: bool,
+) -> Result<(), String> {
+    let mut build = cargo(&[
         "build",
         "-j2",
         "--lib",
@@ -55,12 +64,23 @@ pub fn build(root: &Path) -> Result<Sizes, String> {
         "wasm-release",
         // The roots ship as roots.bin, loaded only by pages that use them.
         "--no-default-features",
-    ])))?;
-    let built = root.join("target/wasm32-unknown-unknown/wasm-release/wasm_tls.wasm");
-    let out = root.join("pkg");
+    ]);
+    wasm_env(&mut build);
+    let target = match target_dir {
+        Some(dir) => {
+            build.env("CARGO_TARGET_DIR", dir);
+            dir.to_path_buf()
+        }
+        None => root.join("target"),
+    };
+    if names {
+        build.env("CARGO_PROFILE_WASM_RELEASE_STRIP", "none");
+    }
+    run(&mut build)?;
+    let built = target.join("wasm32-unknown-unknown/wasm-release/wasm_tls.wasm");
     run(Command::new("wasm-bindgen")
         .args(["--target", "web", "--out-name", "wasm_tls", "--out-dir"])
-        .arg(&out)
+        .arg(out)
         .arg(&built))?;
     let wasm = out.join("wasm_tls_bg.wasm");
     // wasm-bindgen removed the producers/target-features sections that wasm-opt would
@@ -77,13 +97,19 @@ pub fn build(root: &Path) -> Result<Sizes, String> {
                 "--enable-multivalue",
                 // .cargo/config.toml builds the browser target with +simd128
                 "--enable-simd",
-                "--strip-debug",
+                if names { "-g" } else { "--strip-debug" },
                 "--strip-producers",
             ])
             .arg(&wasm)
             .arg("-o")
             .arg(&wasm),
-    )?;
+    )
+}
+
+pub fn build(root: &Path) -> Result<Sizes, String> {
+    let out = root.join("pkg");
+    build_wasm(root, &out, None, false)?;
+    let wasm = out.join("wasm_tls_bg.wasm");
     let roots = out.join("roots.bin");
     run(cargo(&["run", "-j2", "--quiet", "--example", "export_roots", "--"]).arg(&roots))?;
     let mut js = vec![out.join("wasm_tls.js"), out.join("index.js")];

@@ -115,46 +115,11 @@ fn value<'a>(args: &'a [String], flag: &str) -> Option<&'a str> {
 /// functions. In its own target
 /// directory, so that the package's build is untouched.
 fn named_package(root: &Path, out: &Path) -> Result<(), String> {
-    let target = root.join(DIR).join("build");
-    run(pkg::wasm_env(&mut cargo(&[
-        "build",
-        "-j2",
-        "--lib",
-        "--target",
-        "wasm32-unknown-unknown",
-        "--profile",
-        "wasm-release",
-        "--no-default-features",
-    ]))
-    .env("CARGO_TARGET_DIR", &target)
-    .env("CARGO_PROFILE_WASM_RELEASE_STRIP", "none"))?;
     if out.exists() {
         fs::remove_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
     }
     copy_tree(&root.join("pkg"), out)?;
-    run(Command::new("wasm-bindgen")
-        .args(["--target", "web", "--out-name", "wasm_tls", "--out-dir"])
-        .arg(out)
-        .arg(target.join("wasm32-unknown-unknown/wasm-release/wasm_tls.wasm")))?;
-    let wasm = out.join("wasm_tls_bg.wasm");
-    run(
-        Command::new(root.join("xtask/npm/node_modules/.bin/wasm-opt"))
-            .args([
-                "-Oz",
-                "-g",
-                "--enable-bulk-memory",
-                "--enable-nontrapping-float-to-int",
-                "--enable-sign-ext",
-                "--enable-mutable-globals",
-                "--enable-reference-types",
-                "--enable-multivalue",
-                "--enable-simd",
-                "--strip-producers",
-            ])
-            .arg(&wasm)
-            .arg("-o")
-            .arg(&wasm),
-    )
+    pkg::build_wasm(root, out, Some(&root.join(DIR).join("build")), true)
 }
 
 /// Copies the package's files (its JS modules and roots.bin), not node_modules.
