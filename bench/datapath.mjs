@@ -20,7 +20,6 @@
 import { fork, spawn } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
-import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 
@@ -306,27 +305,10 @@ function pageRelays(s) {
 /** Which class the package's connection must construct for a transport. */
 const expected = { ws: 'WebSocket', wss: 'WebSocketStream', 'wisp-ws': 'WebSocket', 'wisp-wss': 'WebSocketStream' };
 
-/**
- * Headless Chromium as tests/browser/harness.mjs launches it (playwright-core), with a
- * DevTools port for pages of our own (bench/datapath/cdp.mjs says why).
- */
+/** Headless Chromium as the tests launch it, with a DevTools port for pages of our own (bench/datapath/cdp.mjs says why). */
 async function launchChromium() {
-  const { chromium } = createRequire(path.join(root, 'tests/browser/package.json'))('playwright-core');
   const port = await h.freePort();
-  const browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    headless: true,
-    args: [
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-      `--remote-debugging-port=${port}`,
-    ],
-  });
+  const browser = await h.browser([`--remote-debugging-port=${port}`]);
   return { browser, cdp: await cdpConnect(port) };
 }
 

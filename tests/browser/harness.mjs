@@ -193,8 +193,8 @@ export async function staticServer(extra = {}) {
   return { url: `http://127.0.0.1:${server.address().port}`, server };
 }
 
-/** Headless Chromium (Debian's), driven by playwright-core. */
-export async function browser() {
+/** Headless Chromium (Debian's), driven by playwright-core; `extraArgs` go on its command line. */
+export async function browser(extraArgs = []) {
   const { chromium } = await import('playwright-core');
   return chromium.launch({
     executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
@@ -207,6 +207,7 @@ export async function browser() {
       '--disable-background-networking',
       '--disable-component-update',
       '--disable-sync',
+      ...extraArgs,
     ],
   });
 }
