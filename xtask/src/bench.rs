@@ -910,24 +910,10 @@ pub fn main(root: &Path, args: &[String]) -> Result<(), String> {
         || build_variant(root, &dir, &SHIPPED, true),
     );
     let web = dir.join("variants/shipped/web");
-    let servers_built = stages.run("end to end: build the relay and the test server", || {
-        run(&mut cargo(&[
-            "build",
-            "-j2",
-            "--release",
-            "-p",
-            "wasm-tls-relay",
-        ]))?;
-        run(&mut cargo(&[
-            "build",
-            "-j2",
-            "--release",
-            "-p",
-            "wasm-tls",
-            "--example",
-            "test_server",
-        ]))
-    });
+    let servers_built = stages.run(
+        "end to end: build the relay and the test server",
+        datapath::build_servers,
+    );
     if shipped.is_some() {
         r.chromium = stages.run("Chromium: in-memory benchmarks and end to end", || {
             quiet(BUSY_CHROMIUM, || {

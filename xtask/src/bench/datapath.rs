@@ -48,22 +48,7 @@ pub fn run_all(root: &Path, args: &[String], build_pkg: bool) -> Result<(), Stri
     if let Err(e) = install::apt(&["websockify"]) {
         eprintln!("data path: no websockify ({e}); its rows are left out");
     }
-    run(&mut cargo(&[
-        "build",
-        "-j2",
-        "--release",
-        "-p",
-        "wasm-tls-relay",
-    ]))?;
-    run(&mut cargo(&[
-        "build",
-        "-j2",
-        "--release",
-        "-p",
-        "wasm-tls",
-        "--example",
-        "test_server",
-    ]))?;
+    build_servers()?;
     if build_pkg {
         pkg::build(root)?;
     }
@@ -102,6 +87,27 @@ pub fn run_all(root: &Path, args: &[String], build_pkg: bool) -> Result<(), Stri
     }
     node.arg("--command").arg(command);
     run(&mut node)
+}
+
+/// The relay and the rustls test server, release builds: what the end-to-end figures
+/// run against.
+pub fn build_servers() -> Result<(), String> {
+    run(&mut cargo(&[
+        "build",
+        "-j2",
+        "--release",
+        "-p",
+        "wasm-tls-relay",
+    ]))?;
+    run(&mut cargo(&[
+        "build",
+        "-j2",
+        "--release",
+        "-p",
+        "wasm-tls",
+        "--example",
+        "test_server",
+    ]))
 }
 
 fn value<'a>(args: &'a [String], flag: &str) -> Option<&'a str> {
