@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-use common::{config_for, fresh_dir, path_str, OpensslServer};
+use common::{compiled_wasm, config_for, fresh_dir, path_str, OpensslServer};
 use rcgen::{
     BasicConstraints, CertificateParams, CustomExtension, DistinguishedName, DnType, IsCa, Issuer,
     KeyPair, SanType,
@@ -311,48 +311,6 @@ impl Client {
             }
         }
     }
-}
-
-/// The component, compiled once per test binary.
-fn compiled_wasm() -> &'static (PathBuf, PathBuf) {
-    static COMPILED: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
-    COMPILED.get_or_init(|| {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let wasm = std::env::var_os("WASM_TLS_CLIENT_WASM")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| root.join("target/wasi/tls-client.wasm"));
-        assert!(
-            wasm.is_file(),
-            "{} is missing: run cargo xtask build-wasi",
-            wasm.display()
-        );
-        let home_bin = std::env::var_os("HOME")
-            .map(|h| Path::new(&h).join(".cargo/bin"))
-            .unwrap_or_default();
-        let path = std::env::var_os("PATH").unwrap_or_default();
-        let wasmtime = std::env::split_paths(&path)
-            .chain([home_bin])
-            .map(|dir| dir.join("wasmtime"))
-            .find(|p| p.is_file())
-            .expect("wasmtime is not installed: run cargo xtask setup");
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR"));
-        let compiled = dir.join("signatures-tls-client.cwasm");
-        let partial = dir.join(format!("signatures-tls-client.{}.part", std::process::id()));
-        let out = Command::new(&wasmtime)
-            .arg("compile")
-            .arg("-o")
-            .arg(&partial)
-            .arg(&wasm)
-            .output()
-            .expect("run wasmtime compile");
-        assert!(
-            out.status.success(),
-            "wasmtime compile failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        fs::rename(&partial, &compiled).expect("move the compiled component in place");
-        (wasmtime, compiled)
-    })
 }
 
 /// Every case with the command: the handshake succeeds and the page arrives.

@@ -26,7 +26,7 @@ use std::sync::{Arc, OnceLock};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use common::{free_port, fresh_dir, path_str, pki};
+use common::{compiled_wasm, free_port, fresh_dir, path_str, pki};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::{ServerConfig, ServerConnection, StreamOwned};
@@ -99,56 +99,6 @@ impl Output {
         );
         line
     }
-}
-
-/// The component, compiled once per test binary.
-fn compiled_wasm() -> &'static (PathBuf, PathBuf) {
-    static COMPILED: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
-    COMPILED.get_or_init(|| {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let wasm = std::env::var_os("WASM_TLS_CLIENT_WASM")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| root.join("target/wasi/tls-client.wasm"));
-        assert!(
-            wasm.is_file(),
-            "{} is missing: run cargo xtask build-wasi",
-            wasm.display()
-        );
-        let wasmtime = find_program(
-            "wasmtime",
-            &[std::env::var_os("HOME")
-                .map(|h| Path::new(&h).join(".cargo/bin"))
-                .unwrap_or_default()],
-        )
-        .expect("wasmtime is not installed: run cargo xtask setup");
-        // One file, replaced whole each run (a rename), rather than one per run.
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR"));
-        let compiled = dir.join("starttls-tls-client.cwasm");
-        let partial = dir.join(format!("starttls-tls-client.{}.part", std::process::id()));
-        let out = Command::new(&wasmtime)
-            .arg("compile")
-            .arg("-o")
-            .arg(&partial)
-            .arg(&wasm)
-            .output()
-            .expect("run wasmtime compile");
-        assert!(
-            out.status.success(),
-            "wasmtime compile failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        fs::rename(&partial, &compiled).expect("move the compiled component in place");
-        (wasmtime, compiled)
-    })
-}
-
-/// `program` on PATH or in one of `extra` directories.
-fn find_program(program: &str, extra: &[PathBuf]) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(extra.iter().cloned())
-        .map(|dir| dir.join(program))
-        .find(|p| p.is_file())
 }
 
 /// The wasmtime flags that give the command what it needs: the network, name lookup,
