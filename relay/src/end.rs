@@ -13,7 +13,8 @@ use tokio_tungstenite::tungstenite::{Bytes, Error as WsError, Message};
 use crate::log::Outcome;
 use crate::relay::Ws;
 
-/// Time allowed for sending our close frame and the lingering close after it.
+/// Time allowed for sending a close frame that has no data queued before it,
+/// and for the lingering close after it.
 pub(crate) const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long the lingering close waits for the client to stop sending.
 const LINGER: Duration = Duration::from_secs(2);
@@ -156,7 +157,7 @@ async fn close_with(ws: Ws, code: CloseCode, reason: String) -> String {
         code,
         reason: reason.clone().into(),
     };
-    close_ws(ws, frame).await;
+    close_ws(ws, frame, CLOSE_TIMEOUT).await;
     reason
 }
 
@@ -164,11 +165,19 @@ async fn close_with(ws: Ws, code: CloseCode, reason: String) -> String {
 /// still sends for a moment. Dropping a socket with unread input makes the
 /// kernel send a reset, which can destroy the close frame before the client
 /// reads it; after a too-big message the input is also no longer parseable.
-pub(crate) async fn close_ws(mut ws: Ws, frame: CloseFrame) {
+///
+/// `send_timeout` bounds the close frame's own delivery. Behind a slow reader
+/// it waits for the data queued before it, so it gets as long as data does:
+/// a client that never sees the frame counts the close as abnormal, and a
+/// browser's WebSocketStream then drops the messages it had not yet read.
+pub(crate) async fn close_ws(mut ws: Ws, frame: CloseFrame, send_timeout: Duration) {
+    if !matches!(
+        timeout(send_timeout, ws.close(Some(frame))).await,
+        Ok(Ok(()))
+    ) {
+        return;
+    }
     let _ = timeout(CLOSE_TIMEOUT, async {
-        if ws.close(Some(frame)).await.is_err() {
-            return;
-        }
         let tcp = ws.get_mut();
         if tcp.shutdown().await.is_err() {
             return;
@@ -211,5 +220,72 @@ mod tests {
         assert!(cut.len() <= MAX_REASON);
         assert_eq!(cut.chars().count(), MAX_REASON / 2);
         assert_eq!(truncate_reason("a\nb".into()), "a?b");
+    }
+
+    /// A client that stops reading for longer than [`CLOSE_TIMEOUT`] while the
+    /// relay's last messages and its close frame wait in the socket buffers
+    /// still gets every message and then the close frame, not an abnormal end.
+    #[tokio::test]
+    async fn close_frame_waits_behind_a_slow_reader() {
+        use futures_util::{SinkExt, StreamExt};
+        use tokio::net::{TcpListener, TcpSocket};
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let socket = TcpSocket::new_v4().expect("socket");
+        socket.set_recv_buffer_size(16 * 1024).expect("rcvbuf");
+        let client = tokio::spawn(async move {
+            let tcp = socket.connect(addr).await.expect("connect");
+            let request = format!("ws://{addr}/")
+                .into_client_request()
+                .expect("request");
+            tokio_tungstenite::client_async(request, tcp)
+                .await
+                .expect("handshake")
+                .0
+        });
+        let (tcp, _) = listener.accept().await.expect("accept");
+        let mut ws = tokio_tungstenite::accept_async(tcp)
+            .await
+            .expect("accept ws");
+        let mut client = client.await.expect("client");
+
+        // Fill every buffer on the way: the last flush cannot complete.
+        let message = vec![7u8; 64 * 1024];
+        let mut sent = 0;
+        loop {
+            ws.feed(Message::binary(message.clone()))
+                .await
+                .expect("feed");
+            sent += 1;
+            let flush = tokio::time::timeout(Duration::from_millis(200), ws.flush());
+            if flush.await.is_err() {
+                break;
+            }
+        }
+        let frame = CloseFrame {
+            code: CloseCode::Normal,
+            reason: "".into(),
+        };
+        let closing = tokio::spawn(close_ws(ws, frame, Duration::from_secs(60)));
+        tokio::time::sleep(CLOSE_TIMEOUT + Duration::from_secs(1)).await;
+
+        let mut got = 0;
+        loop {
+            match client.next().await {
+                Some(Ok(Message::Binary(data))) => {
+                    assert_eq!(data.len(), message.len());
+                    got += 1;
+                }
+                Some(Ok(Message::Close(Some(close)))) => {
+                    assert_eq!(close.code, CloseCode::Normal);
+                    break;
+                }
+                other => panic!("after {got} of {sent} messages: {other:?}"),
+            }
+        }
+        assert_eq!(got, sent);
+        closing.await.expect("close_ws");
     }
 }

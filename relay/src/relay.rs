@@ -443,7 +443,7 @@ async fn pump(ws: Ws, tcp: TcpStream, cfg: &Config, stats: &mut Stats) -> Outcom
     let _ = timeout(CLOSE_TIMEOUT, tcp_write.shutdown()).await;
     drop((tcp_read, tcp_write));
     if let Ok(ws) = sink.reunite(stream) {
-        close_ws(ws, frame).await;
+        close_ws(ws, frame, cfg.idle_timeout).await;
     }
     outcome
 }

@@ -199,7 +199,7 @@ pub(super) async fn serve_streams(
     };
     if let Ok(mut ws) = sink.reunite(stream) {
         match frame {
-            Some(frame) => close_ws(ws, frame).await,
+            Some(frame) => close_ws(ws, frame, cfg.idle_timeout).await,
             // Sends tungstenite's reply to the client's close frame.
             None => {
                 let _ = timeout(CLOSE_TIMEOUT, ws.close(None)).await;
