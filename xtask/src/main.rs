@@ -10,11 +10,14 @@ mod hardening;
 mod install;
 mod pkg;
 mod serve;
+mod stages;
 mod wasi;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::time::Instant;
+
+use stages::Stages;
 
 const USAGE: &str = "\
 usage: cargo xtask <command>
@@ -101,39 +104,17 @@ pub fn cargo(args: &[&str]) -> Command {
     cmd
 }
 
-struct Stage {
-    name: &'static str,
-    seconds: f64,
-    result: Result<(), String>,
-}
-
-fn stage(stages: &mut Vec<Stage>, name: &'static str, f: impl FnOnce() -> Result<(), String>) {
-    eprintln!("\n==> {name}");
-    let started = Instant::now();
-    let result = f();
-    let seconds = started.elapsed().as_secs_f64();
-    match &result {
-        Ok(()) => eprintln!("==> {name}: ok ({seconds:.1} s)"),
-        Err(msg) => eprintln!("==> {name}: FAILED ({seconds:.1} s): {msg}"),
-    }
-    stages.push(Stage {
-        name,
-        seconds,
-        result,
-    });
-}
-
 fn test(root: &Path) -> Result<(), String> {
     let total = Instant::now();
-    let mut stages = Vec::new();
-    stage(&mut stages, "install", || install::everything(root));
-    if stages.iter().any(|s| s.result.is_err()) {
+    let mut stages = Stages::new("");
+    stages.run("install", || install::everything(root));
+    if !stages.failures().is_empty() {
         return report(&stages, total);
     }
-    stage(&mut stages, "format", || {
+    stages.run("format", || {
         run(&mut cargo(&["fmt", "--all", "--", "--check"]))
     });
-    stage(&mut stages, "clippy (native)", || {
+    stages.run("clippy (native)", || {
         run(&mut cargo(&[
             "clippy",
             "-j2",
@@ -144,7 +125,7 @@ fn test(root: &Path) -> Result<(), String> {
             "warnings",
         ]))
     });
-    stage(&mut stages, "clippy (wasm32-unknown-unknown)", || {
+    stages.run("clippy (wasm32-unknown-unknown)", || {
         run(pkg::wasm_env(&mut cargo(&[
             "clippy",
             "-j2",
@@ -158,14 +139,12 @@ fn test(root: &Path) -> Result<(), String> {
             "warnings",
         ])))
     });
-    stage(&mut stages, "clippy (wasm32-wasip2), WASI consumer", || {
-        wasi::lint(root)
-    });
-    stage(&mut stages, "cargo test (core, tls-client, relay)", || {
+    stages.run("clippy (wasm32-wasip2), WASI consumer", || wasi::lint(root));
+    stages.run("cargo test (core, tls-client, relay)", || {
         run(&mut cargo(&["test", "-j2", "--workspace"]))
     });
-    stage(&mut stages, "fuzz (short)", || hardening::fuzz_short(root));
-    stage(&mut stages, "x509-limbo (with its counts)", || {
+    stages.run("fuzz (short)", || hardening::fuzz_short(root));
+    stages.run("x509-limbo (with its counts)", || {
         run(&mut cargo(&[
             "test",
             "-j2",
@@ -175,32 +154,26 @@ fn test(root: &Path) -> Result<(), String> {
             "--nocapture",
         ]))
     });
-    stage(
-        &mut stages,
-        "wasm-bindgen-test in headless Chromium",
-        || {
-            run(pkg::wasm_env(&mut cargo(&[
-                "test",
-                "-j2",
-                "--target",
-                "wasm32-unknown-unknown",
-                "--test",
-                "web",
-            ]))
-            .env(
-                "CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER",
-                "wasm-bindgen-test-runner",
-            )
-            .env("CHROMEDRIVER", "/usr/bin/chromedriver"))
-        },
-    );
-    stage(&mut stages, "build the npm package", || {
-        pkg::build(root).map(|_| ())
+    stages.run("wasm-bindgen-test in headless Chromium", || {
+        run(pkg::wasm_env(&mut cargo(&[
+            "test",
+            "-j2",
+            "--target",
+            "wasm32-unknown-unknown",
+            "--test",
+            "web",
+        ]))
+        .env(
+            "CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER",
+            "wasm-bindgen-test-runner",
+        )
+        .env("CHROMEDRIVER", "/usr/bin/chromedriver"))
     });
+    stages.run("build the npm package", || pkg::build(root).map(|_| ()));
     // The declarations against typed examples (browser; Node.js with `ws`) and against
     // the bindings wasm-bindgen generated in the build above, and their list of error
     // codes against the codes the Rust core and the JS report.
-    stage(&mut stages, "type-check the package (tsc)", || {
+    stages.run("type-check the package (tsc)", || {
         let dir = root.join("tests/types");
         let tsc = dir.join("node_modules/.bin/tsc");
         let failures: Vec<String> = [
@@ -226,37 +199,28 @@ fn test(root: &Path) -> Result<(), String> {
             Err(failures.join("; "))
         }
     });
-    stage(&mut stages, "browser and Node.js tests", || {
+    stages.run("browser and Node.js tests", || {
         run(Command::new("node")
             .args(["--test", "--test-concurrency=1"])
             .arg("tests/browser/")
             .current_dir(root))
     });
-    stage(&mut stages, "WASI under wasmtime and jco", || {
-        wasi::test(root)
-    });
+    stages.run("WASI under wasmtime and jco", || wasi::test(root));
     // After the WASI build, so that the matrix has its wasmtime column.
-    stage(&mut stages, "interop matrix (docs/interop.md)", || {
+    stages.run("interop matrix (docs/interop.md)", || {
         hardening::interop(root)
     });
     report(&stages, total)
 }
 
-fn report(stages: &[Stage], total: Instant) -> Result<(), String> {
+fn report(stages: &Stages, total: Instant) -> Result<(), String> {
     eprintln!("\nstage timings:");
-    for s in stages {
-        eprintln!(
-            "  {:<40} {:>7.1} s  {}",
-            s.name,
-            s.seconds,
-            if s.result.is_ok() { "ok" } else { "FAILED" }
-        );
-    }
+    stages.print_timings(40);
     eprintln!("  {:<40} {:>7.1} s", "total", total.elapsed().as_secs_f64());
-    let failed = stages.iter().filter(|s| s.result.is_err()).count();
+    let failed = stages.failures().len();
     println!(
         "stages: {} passed, {} failed",
-        stages.len() - failed,
+        stages.done.len() - failed,
         failed
     );
     if failed == 0 {

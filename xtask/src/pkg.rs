@@ -54,6 +54,31 @@ pub fn build_wasm(
     target_dir: Option<&Path>,
     names: bool,
 ) -> Result<(), String> {
+    build_wasm_variant(root, out, target_dir, names, &Variant::default())
+}
+
+/// A change to how the package's wasm is built, for the benchmark's speed levers; the
+/// default is the package as it ships.
+#[derive(Default)]
+pub struct Variant<'a> {
+    /// Environment for cargo (`RUSTFLAGS`, `CFLAGS_…`).
+    pub env: &'a [(&'a str, &'a str)],
+    /// `--config` settings for cargo.
+    pub config: &'a [&'a str],
+    /// The build has no `+simd128`: wasm-opt without `--enable-simd`.
+    pub no_simd: bool,
+    /// wasm-bindgen's output as it is, not run through wasm-opt.
+    pub no_wasm_opt: bool,
+}
+
+/// [`build_wasm`] with the changes of `variant`.
+pub fn build_wasm_variant(
+    root: &Path,
+    out: &Path,
+    target_dir: Option<&Path>,
+    names: bool,
+    variant: &Variant,
+) -> Result<(), String> {
     let mut build = cargo(&[
         "build",
         "-j2",
@@ -76,34 +101,47 @@ pub fn build_wasm(
     if names {
         build.env("CARGO_PROFILE_WASM_RELEASE_STRIP", "none");
     }
+    for setting in variant.config {
+        build.args(["--config", setting]);
+    }
+    build.envs(variant.env.iter().copied());
     run(&mut build)?;
     let built = target.join("wasm32-unknown-unknown/wasm-release/wasm_tls.wasm");
     run(Command::new("wasm-bindgen")
         .args(["--target", "web", "--out-name", "wasm_tls", "--out-dir"])
         .arg(out)
         .arg(&built))?;
-    let wasm = out.join("wasm_tls_bg.wasm");
+    if variant.no_wasm_opt {
+        return Ok(());
+    }
+    wasm_opt(root, &out.join("wasm_tls_bg.wasm"), !variant.no_simd, names)
+}
+
+/// Runs `wasm-opt -Oz` on a wasm-bindgen output in place, as the package ships: the one
+/// definition of its flags (the benchmark's page goes through it too). `simd` when the
+/// module was built with `+simd128` (.cargo/config.toml builds the browser target so);
+/// `names` keeps the name section (`-g`) instead of stripping it.
+pub fn wasm_opt(root: &Path, wasm: &Path, simd: bool, names: bool) -> Result<(), String> {
+    let mut cmd = Command::new(root.join("xtask/npm/node_modules/.bin/wasm-opt"));
     // wasm-bindgen removed the producers/target-features sections that wasm-opt would
     // read, so name the features Rust enables by default for this target.
-    run(
-        Command::new(root.join("xtask/npm/node_modules/.bin/wasm-opt"))
-            .args([
-                "-Oz",
-                "--enable-bulk-memory",
-                "--enable-nontrapping-float-to-int",
-                "--enable-sign-ext",
-                "--enable-mutable-globals",
-                "--enable-reference-types",
-                "--enable-multivalue",
-                // .cargo/config.toml builds the browser target with +simd128
-                "--enable-simd",
-                if names { "-g" } else { "--strip-debug" },
-                "--strip-producers",
-            ])
-            .arg(&wasm)
-            .arg("-o")
-            .arg(&wasm),
-    )
+    cmd.args([
+        "-Oz",
+        "--enable-bulk-memory",
+        "--enable-nontrapping-float-to-int",
+        "--enable-sign-ext",
+        "--enable-mutable-globals",
+        "--enable-reference-types",
+        "--enable-multivalue",
+    ]);
+    if simd {
+        cmd.arg("--enable-simd");
+    }
+    cmd.args([
+        if names { "-g" } else { "--strip-debug" },
+        "--strip-producers",
+    ]);
+    run(cmd.arg(wasm).arg("-o").arg(wasm))
 }
 
 pub fn build(root: &Path) -> Result<Sizes, String> {
