@@ -316,6 +316,7 @@ pub struct ConfigBuilder {
     max_version: TlsVersion,
     client_auth: Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>,
     resumption: bool,
+    post_quantum: bool,
     key_log: Option<Arc<dyn KeyLogSink>>,
     clock: Arc<dyn Clock>,
     problems: Vec<String>,
@@ -333,6 +334,7 @@ impl ConfigBuilder {
             max_version: TlsVersion::Tls13,
             client_auth: None,
             resumption: true,
+            post_quantum: true,
             key_log: None,
             clock: Arc::new(SystemClock),
             problems: Vec::new(),
@@ -439,6 +441,15 @@ impl ConfigBuilder {
         self
     }
 
+    /// Offers the post-quantum hybrid key exchange X25519MLKEM768 first, with an X25519
+    /// share in the same ClientHello, as browsers do (default on). Off, the client offers
+    /// only the classical groups (X25519, P-256, P-384) and its ClientHello is some 1.2 KB
+    /// smaller.
+    pub fn post_quantum(mut self, enabled: bool) -> Self {
+        self.post_quantum = enabled;
+        self
+    }
+
     /// Sends the connection secrets to `sink` as NSS key-log lines (default off).
     pub fn key_log(mut self, sink: Arc<dyn KeyLogSink>) -> Self {
         self.key_log = Some(sink);
@@ -480,7 +491,7 @@ impl ConfigBuilder {
                 "no trusted roots: add a CA certificate or keep the bundled roots",
             ));
         }
-        let provider = Arc::new(crypto_provider());
+        let provider = Arc::new(crypto_provider(self.post_quantum));
         let time: Arc<dyn rustls::time_provider::TimeProvider> =
             Arc::new(ClockAdapter(self.clock.clone()));
         let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
@@ -526,13 +537,17 @@ impl ConfigBuilder {
     }
 }
 
-/// ring's provider, with the signature algorithms of [`crate::signatures`], and the
-/// cipher suites ordered for the target: AES-GCM first where AES has hardware support,
-/// ChaCha20-Poly1305 first in WebAssembly, where ring's portable AES is several times
-/// slower than ChaCha20.
-fn crypto_provider() -> CryptoProvider {
+/// ring's provider, with the signature algorithms of [`crate::signatures`], X25519MLKEM768
+/// first among the key-exchange groups if `post_quantum` (X25519 right after it, so that
+/// its share rides along: see [`crate::kx`]), and the cipher suites ordered for the
+/// target: AES-GCM first where AES has hardware support, ChaCha20-Poly1305 first in
+/// WebAssembly, where ring's portable AES is several times slower than ChaCha20.
+fn crypto_provider(post_quantum: bool) -> CryptoProvider {
     let mut provider = rustls::crypto::ring::default_provider();
     provider.signature_verification_algorithms = crate::signatures::SUPPORTED;
+    if post_quantum {
+        provider.kx_groups.insert(0, crate::kx::X25519MLKEM768);
+    }
     #[cfg(target_arch = "wasm32")]
     provider.cipher_suites.sort_by_key(|suite| {
         !matches!(

@@ -11,7 +11,8 @@ pub struct HandshakeInfo {
     pub version: TlsVersion,
     /// The cipher suite's IANA name, e.g. `TLS13_AES_128_GCM_SHA256`.
     pub cipher_suite: String,
-    /// The key-exchange group, e.g. `X25519` (absent on a TLS 1.2 resumption).
+    /// The key-exchange group as IANA names it, e.g. `X25519MLKEM768`, `X25519` or
+    /// `secp256r1` (absent on a TLS 1.2 resumption).
     pub key_exchange_group: Option<String>,
     /// The ALPN protocol the server chose, if any.
     pub alpn: Option<Vec<u8>>,

@@ -32,6 +32,7 @@ mod config;
 mod connection;
 mod error;
 mod info;
+mod kx;
 mod pipe;
 mod roots;
 mod signatures;
