@@ -47,6 +47,9 @@ export type TlsErrorCode =
   | 'send-overflow'
   // The writable stream was aborted with a reason that is not an Error.
   | 'aborted'
+  // HTTP (wasm-tls/http): the server broke HTTP or WebSocket; a redirect loop.
+  | 'http-protocol'
+  | 'too-many-redirects'
   // The WebAssembly module failed internally (a Rust panic); the message says where.
   | 'panic';
 

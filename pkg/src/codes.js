@@ -35,5 +35,7 @@ export const ERROR_CODES = Object.freeze({
   'receive-overflow': ['package', 'More than `receiveBufferLimit` bytes arrived while the application was not reading, over a transport that cannot push back.', 'Read faster, raise `receiveBufferLimit`, or use Wisp or WebSocketStream.'],
   'send-overflow': ['package', 'More than 16 MiB waited for Wisp credit the server never granted.', 'The Wisp server is stuck or overloaded.'],
   aborted: ['package', 'The socket was closed, or its writable aborted, before the operation completed.', 'Expected after close() or abort(); else see the reason in the message.'],
+  'http-protocol': ['package', 'The HTTP server broke HTTP/1.1, HTTP/2 or the WebSocket protocol (a malformed response, a reset stream, a refused Upgrade), or the connection ended in the middle of a response; the message says what.', 'Check that the URL points at an HTTP server; retry if the connection dropped.'],
+  'too-many-redirects': ['package', 'fetch() met more than 20 redirects in a row, or a redirect under `redirect: \'error\'`.', 'Fix the redirect loop on the server, or pass `redirect: \'manual\'` and follow them yourself.'],
   panic: ['package', 'The WebAssembly module failed internally; the module is unusable after.', 'Please report it with the message; reload the module.'],
 });

@@ -1,0 +1,169 @@
+//! Bodies across the boundary: a request body that hyper pulls from JavaScript, and a
+//! response body that JavaScript pulls from hyper, one chunk per call (so a slow reader
+//! slows the connection: HTTP/2 flow control, or TCP under HTTP/1.1).
+
+use std::cell::RefCell;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use hyper::body::Incoming;
+use js_sys::{Function, Promise, Uint8Array};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::{future_to_promise, JsFuture};
+
+/// A failure of the request body's source (its `ReadableStream` errored).
+#[derive(Debug)]
+pub struct BodySourceError(String);
+
+impl fmt::Display for BodySourceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "the request body failed: {}", self.0)
+    }
+}
+
+impl std::error::Error for BodySourceError {}
+
+/// A request body: empty, or pulled from a JavaScript function that returns a promise of
+/// the next `Uint8Array` (`null` at the end).
+pub struct RequestBody {
+    pull: Option<Function>,
+    pending: Option<JsFuture>,
+    length: Option<u64>,
+}
+
+impl RequestBody {
+    /// A body pulled from `pull`; `length` when it is known (sent as Content-Length).
+    pub fn new(pull: Option<Function>, length: Option<u64>) -> Self {
+        RequestBody {
+            pull,
+            pending: None,
+            length,
+        }
+    }
+}
+
+impl Body for RequestBody {
+    type Data = Bytes;
+    type Error = BodySourceError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodySourceError>>> {
+        let this = self.get_mut();
+        loop {
+            let Some(pull) = this.pull.as_ref() else {
+                return Poll::Ready(None);
+            };
+            if this.pending.is_none() {
+                let next = pull
+                    .call0(&JsValue::UNDEFINED)
+                    .map_err(|e| BodySourceError(describe(&e)))?;
+                this.pending = Some(JsFuture::from(Promise::resolve(&next)));
+            }
+            let Some(pending) = this.pending.as_mut() else {
+                continue;
+            };
+            let value = std::task::ready!(Pin::new(pending).poll(cx));
+            this.pending = None;
+            let value = value.map_err(|e| BodySourceError(describe(&e)))?;
+            if value.is_null() || value.is_undefined() {
+                this.pull = None;
+                return Poll::Ready(None);
+            }
+            let Ok(bytes) = value.dyn_into::<Uint8Array>() else {
+                return Poll::Ready(Some(Err(BodySourceError(
+                    "a chunk was not a Uint8Array".to_owned(),
+                ))));
+            };
+            if bytes.length() > 0 {
+                return Poll::Ready(Some(Ok(Frame::data(Bytes::from(bytes.to_vec())))));
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.pull.is_none()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match (self.pull.is_none(), self.length) {
+            (true, _) => SizeHint::with_exact(0),
+            (false, Some(n)) => SizeHint::with_exact(n),
+            (false, None) => SizeHint::default(),
+        }
+    }
+}
+
+/// A JavaScript value's message, for an error.
+pub fn describe(value: &JsValue) -> String {
+    value
+        .dyn_ref::<js_sys::Error>()
+        .map(|e| String::from(e.message()))
+        .or_else(|| value.as_string())
+        .unwrap_or_else(|| format!("{value:?}"))
+}
+
+/// A response's body, read chunk by chunk. Dropping it (`free()`) before the end cancels
+/// the stream: RST_STREAM under HTTP/2; under HTTP/1.1 the connection is not reused.
+#[wasm_bindgen]
+pub struct ResponseBody {
+    incoming: Rc<RefCell<Option<Incoming>>>,
+}
+
+impl ResponseBody {
+    pub(crate) fn new(incoming: Incoming) -> Self {
+        ResponseBody {
+            incoming: Rc::new(RefCell::new(Some(incoming))),
+        }
+    }
+}
+
+#[wasm_bindgen]
+impl ResponseBody {
+    /// A promise of the next chunk (`Uint8Array`), or `null` at the end; rejects with the
+    /// HTTP layer's message if the stream broke.
+    pub fn next(&self) -> Promise {
+        let incoming = Rc::clone(&self.incoming);
+        future_to_promise(async move {
+            loop {
+                let frame = std::future::poll_fn(|cx| {
+                    let mut slot = incoming.borrow_mut();
+                    match slot.as_mut() {
+                        Some(body) => Pin::new(body).poll_frame(cx),
+                        None => Poll::Ready(None),
+                    }
+                })
+                .await;
+                match frame {
+                    None => {
+                        incoming.borrow_mut().take();
+                        return Ok(JsValue::NULL);
+                    }
+                    Some(Err(err)) => {
+                        incoming.borrow_mut().take();
+                        return Err(JsValue::from_str(&crate::client::hyper_message(&err)));
+                    }
+                    Some(Ok(frame)) => {
+                        if let Ok(data) = frame.into_data() {
+                            if !data.is_empty() {
+                                return Ok(Uint8Array::from(&data[..]).into());
+                            }
+                        }
+                        // Trailers, or an empty frame: nothing for the reader.
+                    }
+                }
+            }
+        })
+    }
+
+    /// Stops reading: the rest of the body is discarded.
+    pub fn cancel(&self) {
+        self.incoming.borrow_mut().take();
+    }
+}

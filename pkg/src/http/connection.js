@@ -1,0 +1,103 @@
+// One HTTP connection: a TLS socket of the package (ALPN chooses HTTP/2 or HTTP/1.1) with
+// hyper on it. The socket's plaintext goes in and out through the `io` object the wasm
+// module reads (see http/src/io.rs); the socket's own error, with its stable code, is
+// what a failed request reports, when there is one.
+
+import { connect } from '../../index.js';
+import { TlsError, asTlsError } from '../errors.js';
+import { openHttpConnection } from '../../wasm_tls_http.js';
+
+/** The plaintext of `socket` as the wasm module's connection object. */
+function socketIo(socket) {
+  const reader = socket.readable.getReader();
+  const writer = socket.writable.getWriter();
+  return {
+    read: () => reader.read().then((r) => (r.done ? null : r.value)),
+    // The write is taken at once; the promise is the socket's room for the next one.
+    write: (bytes) => {
+      writer.write(bytes).catch(() => {});
+      return writer.ready;
+    },
+    close: () => writer.close().catch(() => {}),
+  };
+}
+
+export class Connection {
+  /**
+   * Opens a connection to `origin` (`{ secure, host, port }`); `protocols`: the ALPN
+   * offer, or null for plaintext (HTTP/1.1).
+   */
+  static async open(origin, options, alpn) {
+    const socket = connect(
+      { hostname: origin.host, port: origin.port },
+      {
+        ...options,
+        alpn: origin.secure ? alpn : undefined,
+        secureTransport: origin.secure ? 'on' : 'off',
+        transport: typeof options.transport === 'function' ? () => options.transport(origin.host, origin.port) : options.transport,
+      },
+    );
+    const info = await socket.opened;
+    const http2 = info.secure && info.alpn === 'h2';
+    const conn = new Connection(socket, http2);
+    try {
+      conn.http = await openHttpConnection(socketIo(socket), http2, (message) => conn._ended(message));
+    } catch (err) {
+      socket.abort();
+      throw conn.error(err);
+    }
+    return conn;
+  }
+
+  constructor(socket, http2) {
+    this.socket = socket;
+    this.http2 = http2;
+    this.closed = false;
+    this.active = 0;
+    this.socketError = null;
+    this.onclose = null;
+    socket.closed.then(
+      () => this._ended(),
+      (err) => {
+        this.socketError = err;
+        this._ended();
+      },
+    );
+  }
+
+  _ended(message) {
+    if (message && !this.failure) this.failure = message;
+    if (this.closed) return;
+    this.closed = true;
+    if (this.onclose) this.onclose(this);
+  }
+
+  /** Whether a new request may go on this connection. */
+  usable() {
+    return !this.closed && this.http && !this.http.isClosed();
+  }
+
+  /**
+   * The error to report for a failure of the HTTP layer (`err`): the socket's TlsError
+   * if the socket failed, else `http-protocol` with hyper's message.
+   */
+  error(err) {
+    if (this.socketError) return this.socketError;
+    if (err instanceof TlsError || (err instanceof Error && err.name === 'TlsError')) return err;
+    const message = err instanceof Error ? err.message : String(err);
+    return new TlsError('http-protocol', `HTTP over ${this.http2 ? 'HTTP/2' : 'HTTP/1.1'} failed: ${message}`);
+  }
+
+  /** Ends the connection at once. */
+  abort(reason) {
+    this.closed = true;
+    this.socket.abort(asTlsError(reason || 'the HTTP connection was closed', 'aborted')).catch(() => {});
+    if (this.onclose) this.onclose(this);
+  }
+
+  /** Closes it cleanly (close_notify). */
+  close() {
+    this.closed = true;
+    this.socket.close().catch(() => {});
+  }
+}
