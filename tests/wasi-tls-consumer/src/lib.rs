@@ -1,0 +1,105 @@
+//! A program that knows only the standard: it opens a TCP connection with
+//! `wasi:sockets` (0.3), runs `wasi:tls` (0.3.0-draft) over it, sends an HTTP/1.0 GET and
+//! prints the response. Nothing here names wasm-tls: the host (`wasmtime -S tls`) or a
+//! component plugged in with `wac plug` provides `wasi:tls`.
+//!
+//! Arguments: `<ipv4>:<port> <server-name> [path]`. Exit status 1, with the error's
+//! `to-debug-string` on stderr, when the connection fails.
+
+use std::net::SocketAddrV4;
+
+use bindings::exports::wasi::cli::run::Guest;
+use bindings::wasi::sockets::types::{
+    IpAddressFamily, IpSocketAddress, Ipv4SocketAddress, TcpSocket,
+};
+use bindings::wasi::tls::client::Connector;
+use bindings::wit_stream;
+
+#[allow(missing_docs, unsafe_code)]
+mod bindings {
+    wit_bindgen::generate!({
+        inline: "
+            package wasi-tls-test:consumer;
+
+            world consumer {
+                import wasi:sockets/types@0.3.0;
+                import wasi:tls/client@0.3.0-draft;
+                export wasi:cli/run@0.3.0;
+            }
+        ",
+        path: "../../wit",
+        generate_all,
+    });
+}
+
+struct Consumer;
+
+impl Guest for Consumer {
+    async fn run() -> Result<(), ()> {
+        let args: Vec<String> = std::env::args().collect();
+        let (Some(target), Some(server_name)) = (args.get(1), args.get(2)) else {
+            eprintln!("usage: wasi-tls-consumer <ipv4>:<port> <server-name> [path]");
+            return Err(());
+        };
+        let path = args.get(3).map_or("/", String::as_str);
+        match fetch(target, server_name, path).await {
+            Ok(response) => {
+                print!("{}", String::from_utf8_lossy(&response));
+                Ok(())
+            }
+            Err(message) => {
+                eprintln!("error: {message}");
+                Err(())
+            }
+        }
+    }
+}
+
+/// Connects, runs TLS over the socket's streams, and returns the whole response.
+async fn fetch(target: &str, server_name: &str, path: &str) -> Result<Vec<u8>, String> {
+    let target: SocketAddrV4 = target
+        .parse()
+        .map_err(|err| format!("bad address {target}: {err}"))?;
+    let [a, b, c, d] = target.ip().octets();
+    let socket = TcpSocket::create(IpAddressFamily::Ipv4).map_err(|e| format!("tcp: {e:?}"))?;
+    socket
+        .connect(IpSocketAddress::Ipv4(Ipv4SocketAddress {
+            port: target.port(),
+            address: (a, b, c, d),
+        }))
+        .await
+        .map_err(|e| format!("tcp connect: {e:?}"))?;
+
+    // The socket's streams go straight into the connector: the host moves the bytes.
+    let connector = Connector::new();
+    let (mut request, cleartext) = wit_stream::new::<u8>();
+    let (ciphertext_out, send_outcome) = connector.send(cleartext);
+    let tcp_sent = socket.send(ciphertext_out);
+    let (ciphertext_in, tcp_received) = socket.receive();
+    let (response, receive_outcome) = connector.receive(ciphertext_in);
+
+    Connector::connect(connector, server_name.to_string())
+        .await
+        .map_err(|e| e.to_debug_string())?;
+
+    let get = format!("GET {path} HTTP/1.0\r\nHost: {server_name}\r\n\r\n");
+    if !request.write_all(get.into_bytes()).await.is_empty() {
+        return Err("the connection stopped taking the request".into());
+    }
+    let body = response.collect().await;
+    // The end of the request stream: close_notify, then the socket's sending side.
+    drop(request);
+    receive_outcome
+        .await
+        .map_err(|e| format!("receiving: {}", e.to_debug_string()))?;
+    send_outcome
+        .await
+        .map_err(|e| format!("sending: {}", e.to_debug_string()))?;
+    tcp_sent.await.map_err(|e| format!("tcp send: {e:?}"))?;
+    tcp_received
+        .await
+        .map_err(|e| format!("tcp receive: {e:?}"))?;
+    Ok(body)
+}
+
+bindings::export!(Consumer with_types_in bindings);
