@@ -80,8 +80,9 @@ export interface TlsConfigOptions {
   /** Extra trusted CA certificates, PEM (one string may hold several). */
   ca?: string | string[];
   /**
-   * connect(): trust Mozilla's roots too (default true; loads roots.bin once); false
-   * trusts only `ca`. For TlsConfig, pass the roots yourself as `trustAnchors`.
+   * Trust Mozilla's roots too (default true; connect() loads roots.bin once); false
+   * trusts only `ca`. A TlsConfig made before any connect() has them only if you pass
+   * them yourself as `trustAnchors`.
    */
   bundledRoots?: boolean;
   /** A trust-anchor bundle, such as `await loadBundledRoots()` (Mozilla's roots). */
@@ -96,13 +97,20 @@ export interface TlsConfigOptions {
   key?: string;
   /** Resume sessions from tickets (default true). */
   resumption?: boolean;
+  /**
+   * Offer the post-quantum hybrid key exchange X25519MLKEM768 first, with an X25519
+   * share beside it, as browsers do (default true). A server without it costs no extra
+   * round trip.
+   */
+  postQuantum?: boolean;
   /** Receives NSS SSLKEYLOGFILE lines. Anyone with them can decrypt the traffic. */
   keyLog?: (line: string) => void;
 }
 
 /**
- * A configuration; connections made from one share a session cache. The constructor
- * throws a TlsError with code `invalid-config` on a bad option.
+ * A configuration; connections made from one share a session cache, and so do
+ * configurations made from equal options without `keyLog`. The constructor throws a
+ * TlsError with code `invalid-config` on a bad option.
  */
 export class TlsConfig {
   constructor(options: TlsConfigOptions);

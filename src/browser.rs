@@ -1,6 +1,6 @@
 //! JavaScript bindings (wasm-bindgen) for browsers and Node.js.
 //!
-//! This module only translates: JS option objects into a [`Config`], [`Status`] and
+//! This module only translates: JS option objects into [`ConfigOptions`], [`Status`] and
 //! [`Error`] into OpenSSL's 1 / 0 / -1 plus `getError()`, Rust errors into JS `Error`s
 //! with a `code`. The TLS logic is the core's. The hand-written wrapper in `pkg/` builds
 //! the socket API on top of these classes.
@@ -13,8 +13,8 @@ use js_sys::{Array, Function, Object, Reflect, Uint8Array};
 use wasm_bindgen::prelude::*;
 
 use crate::{
-    Config, Error, HandshakeInfo, PipeState, Shutdown, SslError, Status, TlsClient, TlsPipe,
-    TlsVersion,
+    ClientAuthPem, Config, ConfigOptions, Error, HandshakeInfo, PipeState, Shutdown, SslError,
+    Status, TlsClient, TlsPipe, TlsVersion,
 };
 
 static PANIC_MESSAGE: Mutex<Option<String>> = Mutex::new(None);
@@ -70,14 +70,62 @@ fn get_string(obj: &JsValue, key: &str) -> Result<Option<String>, JsValue> {
     }
 }
 
-fn parse_version(text: &str) -> Result<TlsVersion, JsValue> {
-    match text {
-        "TLSv1.2" | "1.2" => Ok(TlsVersion::Tls12),
-        "TLSv1.3" | "1.3" => Ok(TlsVersion::Tls13),
-        other => Err(js_error(&Error::InvalidConfig {
-            reason: format!("unknown TLS version '{other}' (use 'TLSv1.2' or 'TLSv1.3')"),
-        })),
+/// A list option: an array of strings, or one string.
+fn get_strings(obj: &JsValue, key: &str) -> Vec<String> {
+    match get(obj, key) {
+        Some(v) if Array::is_array(&v) => Array::from(&v)
+            .iter()
+            .filter_map(|v| v.as_string())
+            .collect(),
+        Some(v) => v.as_string().into_iter().collect(),
+        None => Vec::new(),
     }
+}
+
+fn config_error(reason: &str) -> JsValue {
+    js_error(&Error::invalid_config(reason))
+}
+
+/// The connection options of a JS object, in the core's terms.
+fn config_options(options: &JsValue) -> Result<ConfigOptions, JsValue> {
+    let server_name =
+        get_string(options, "serverName")?.ok_or_else(|| config_error("serverName is required"))?;
+    let mut out = ConfigOptions::new(server_name);
+    out.roots_pem = get_strings(options, "ca");
+    if let Some(bundle) = get(options, "trustAnchors") {
+        let bundle = bundle
+            .dyn_into::<Uint8Array>()
+            .map_err(|_| config_error("trustAnchors must be a Uint8Array (roots.bin)"))?;
+        out.trust_anchor_bundles.push(bundle.to_vec());
+    }
+    let flag = |key: &str| get(options, key).and_then(|v| v.as_bool());
+    out.bundled_roots = flag("bundledRoots").unwrap_or(true);
+    out.resumption = flag("resumption").unwrap_or(true);
+    out.post_quantum = flag("postQuantum").unwrap_or(true);
+    out.alpn = get_strings(options, "alpn");
+    let version = |key: &str| -> Result<Option<TlsVersion>, JsValue> {
+        get_string(options, key)?
+            .map(|v| TlsVersion::parse(&v).map_err(|e| js_error(&e)))
+            .transpose()
+    };
+    out.min_version = version("minVersion")?;
+    out.max_version = version("maxVersion")?;
+    out.client_auth = match (get_string(options, "cert")?, get_string(options, "key")?) {
+        (Some(cert_chain_pem), Some(key_pem)) => Some(ClientAuthPem {
+            cert_chain_pem,
+            key_pem,
+        }),
+        (None, None) => None,
+        _ => return Err(config_error("cert and key go together")),
+    };
+    Ok(out)
+}
+
+/// Makes Mozilla's roots (the package's `roots.bin`) what `bundledRoots` means: the
+/// browser build leaves them out of the code. Throws a `TlsError` if the bundle is bad.
+#[wasm_bindgen(js_name = registerBundledRoots)]
+pub fn register_bundled_roots(bundle: &[u8]) -> Result<(), JsValue> {
+    crate::register_bundled_roots(bundle).map_err(|err| js_error(&err))
 }
 
 /// A client configuration, shared by the connections made from it (they resume each
@@ -89,72 +137,23 @@ pub struct JsConfig {
 
 #[wasm_bindgen(js_class = TlsConfig)]
 impl JsConfig {
-    /// `options`: `{ serverName, ca?, bundledRoots?, alpn?, minVersion?, maxVersion?,
-    /// cert?, key?, resumption?, keyLog? }`. Throws a `TlsError` with code
-    /// `invalid-config` on a bad option.
+    /// `options`: `{ serverName, ca?, trustAnchors?, bundledRoots?, alpn?, minVersion?,
+    /// maxVersion?, cert?, key?, resumption?, postQuantum?, keyLog? }`. Equal options
+    /// (without `keyLog`) give the same shared configuration. Throws a `TlsError` with
+    /// code `invalid-config` on a bad option.
     #[wasm_bindgen(constructor)]
     pub fn new(options: JsValue) -> Result<JsConfig, JsValue> {
-        let server_name = get_string(&options, "serverName")?.ok_or_else(|| {
-            js_error(&Error::InvalidConfig {
-                reason: "serverName is required".to_owned(),
-            })
-        })?;
-        let mut builder = Config::builder(&server_name);
-        if let Some(ca) = get(&options, "ca") {
-            let pems: Vec<String> = if Array::is_array(&ca) {
-                Array::from(&ca)
-                    .iter()
-                    .filter_map(|v| v.as_string())
-                    .collect()
-            } else {
-                ca.as_string().into_iter().collect()
-            };
-            for pem in pems {
-                builder = builder.add_roots_pem(&pem);
-            }
-        }
-        if let Some(bundle) = get(&options, "trustAnchors") {
-            let bundle = bundle.dyn_into::<Uint8Array>().map_err(|_| {
-                js_error(&Error::InvalidConfig {
-                    reason: "trustAnchors must be a Uint8Array (roots.bin)".to_owned(),
-                })
-            })?;
-            builder = builder.add_trust_anchors(&bundle.to_vec());
-        }
-        if get(&options, "bundledRoots").and_then(|v| v.as_bool()) == Some(false) {
-            builder = builder.without_bundled_roots();
-        }
-        if let Some(alpn) = get(&options, "alpn") {
-            let list: Vec<String> = Array::from(&alpn)
-                .iter()
-                .filter_map(|v| v.as_string())
-                .collect();
-            builder = builder.alpn(&list);
-        }
-        if let Some(v) = get_string(&options, "minVersion")? {
-            builder = builder.min_version(parse_version(&v)?);
-        }
-        if let Some(v) = get_string(&options, "maxVersion")? {
-            builder = builder.max_version(parse_version(&v)?);
-        }
-        match (get_string(&options, "cert")?, get_string(&options, "key")?) {
-            (Some(cert), Some(key)) => builder = builder.client_auth_pem(&cert, &key),
-            (None, None) => {}
-            _ => {
-                return Err(js_error(&Error::InvalidConfig {
-                    reason: "cert and key go together".to_owned(),
-                }))
-            }
-        }
-        if let Some(false) = get(&options, "resumption").and_then(|v| v.as_bool()) {
-            builder = builder.resumption(false);
-        }
-        if let Some(callback) = get(&options, "keyLog").and_then(|v| v.dyn_into::<Function>().ok())
-        {
-            builder = builder.key_log(Arc::new(JsKeyLog::new(callback)));
-        }
-        builder
-            .build()
+        let parsed = config_options(&options)?;
+        let key_log = get(&options, "keyLog").and_then(|v| v.dyn_into::<Function>().ok());
+        let config = match key_log {
+            // Its lines belong to this caller: a configuration of its own.
+            Some(callback) => parsed
+                .builder()
+                .key_log(Arc::new(JsKeyLog::new(callback)))
+                .build(),
+            None => parsed.shared(),
+        };
+        config
             .map(|config| JsConfig { config })
             .map_err(|err| js_error(&err))
     }

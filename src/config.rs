@@ -382,6 +382,15 @@ impl ConfigBuilder {
         self
     }
 
+    /// Trusts these decoded anchors in addition to the current roots.
+    pub(crate) fn add_anchors(
+        mut self,
+        anchors: &[rustls::pki_types::TrustAnchor<'static>],
+    ) -> Self {
+        self.extra_anchors.extend_from_slice(anchors);
+        self
+    }
+
     /// Does not trust the bundled Mozilla roots: only roots added with
     /// [`add_roots_pem`](Self::add_roots_pem) or [`add_root_der`](Self::add_root_der).
     pub fn without_bundled_roots(mut self) -> Self {

@@ -33,6 +33,7 @@ mod connection;
 mod error;
 mod info;
 mod kx;
+mod options;
 mod pipe;
 mod roots;
 mod signatures;
@@ -49,6 +50,7 @@ pub use config::{Clock, Config, ConfigBuilder, FixedClock, KeyLogSink, SystemClo
 pub use connection::{Shutdown, Status, TlsClient, BUFFER_LIMIT};
 pub use error::{Error, SslError};
 pub use info::HandshakeInfo;
+pub use options::{register_bundled_roots, ClientAuthPem, ConfigOptions, SHARED_CONFIGS};
 pub use pipe::{PipeState, TlsPipe};
 #[cfg(feature = "bundled-roots")]
 pub use roots::bundled_trust_anchors;

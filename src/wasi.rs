@@ -1,7 +1,7 @@
 //! The WebAssembly component (wasm32-wasip2): exports the `wasm-tls:client/tls`
 //! interface of `wit/tls.wit`.
 //!
-//! This module only translates: the WIT `config` record into a [`Config`], [`Status`]
+//! This module only translates: the WIT `config` record into [`ConfigOptions`], [`Status`]
 //! and [`Error`] into the WIT `ssl-error` variant, byte counts into `u32`. The TLS logic
 //! is the core's. The bindings are generated from `wit/` at compile time, so a change
 //! to the interface that this module does not follow fails the build.
@@ -9,7 +9,10 @@
 use std::cell::RefCell;
 use std::sync::{Arc, Mutex};
 
-use crate::{Config, Error, Shutdown, SslError, Status, TlsClient, TlsVersion, BUFFER_LIMIT};
+use crate::{
+    ClientAuthPem, Config, ConfigOptions, Error, Shutdown, SslError, Status, TlsClient, TlsVersion,
+    BUFFER_LIMIT,
+};
 
 /// The generated bindings. Their glue code is `unsafe` by nature (it reads and writes
 /// the canonical ABI's memory); nothing else in the crate is.
@@ -18,8 +21,6 @@ mod bindings {
     wit_bindgen::generate!({
         path: "wit",
         world: "library",
-        // Equal configuration records share a configuration (see `CONFIGS`).
-        additional_derives: [PartialEq],
     });
 }
 
@@ -118,71 +119,35 @@ fn version(v: wit::TlsVersion) -> TlsVersion {
 /// Key-log lines waiting for `take-key-log`, shared with the sink rustls calls.
 type KeyLogLines = Arc<Mutex<Vec<String>>>;
 
-/// How many configurations `CONFIGS` keeps.
-const SHARED_CONFIGS: usize = 8;
-
-thread_local! {
-    /// The configurations of recent connections, by their record: connections made from
-    /// equal records share one configuration, and so one session cache, and resume each
-    /// other's sessions as connections from one `SSL_CTX` do. Key-logging ones are not
-    /// kept (their lines belong to one connection).
-    static CONFIGS: RefCell<Vec<(wit::Config, Config)>> = const { RefCell::new(Vec::new()) };
-}
-
-fn shared_config(record: wit::Config) -> Result<(Config, Option<KeyLogLines>), Error> {
-    if record.key_log {
-        return config(record);
-    }
-    let found = CONFIGS.with(|configs| {
-        let mut configs = configs.borrow_mut();
-        let i = configs.iter().position(|(r, _)| *r == record)?;
-        // Most recently used last, so the oldest goes first.
-        let entry = configs.remove(i);
-        let config = entry.1.clone();
-        configs.push(entry);
-        Some(config)
-    });
-    if let Some(config) = found {
-        return Ok((config, None));
-    }
-    let (config, _) = config(record.clone())?;
-    CONFIGS.with(|configs| {
-        let mut configs = configs.borrow_mut();
-        if configs.len() >= SHARED_CONFIGS {
-            configs.remove(0);
-        }
-        configs.push((record, config.clone()));
-    });
-    Ok((config, None))
-}
-
+/// The configuration for a WIT `config` record: the shared one for its options (see
+/// [`ConfigOptions::shared`]), or one of its own when it logs keys, since those lines
+/// belong to one connection.
 fn config(record: wit::Config) -> Result<(Config, Option<KeyLogLines>), Error> {
-    let mut builder = Config::builder(&record.server_name).alpn(&record.alpn);
-    if !record.bundled_roots {
-        builder = builder.without_bundled_roots();
+    let mut options = ConfigOptions::new(record.server_name);
+    options.roots_pem = record.extra_roots_pem;
+    options.bundled_roots = record.bundled_roots;
+    options.alpn = record.alpn;
+    options.min_version = record.min_version.map(version);
+    options.max_version = record.max_version.map(version);
+    options.client_auth = record.client_auth.map(|auth| ClientAuthPem {
+        cert_chain_pem: auth.cert_chain_pem,
+        key_pem: auth.key_pem,
+    });
+    options.post_quantum = record.post_quantum;
+    if !record.key_log {
+        return Ok((options.shared()?, None));
     }
-    for pem in &record.extra_roots_pem {
-        builder = builder.add_roots_pem(pem);
-    }
-    if let Some(v) = record.min_version {
-        builder = builder.min_version(version(v));
-    }
-    if let Some(v) = record.max_version {
-        builder = builder.max_version(version(v));
-    }
-    if let Some(auth) = &record.client_auth {
-        builder = builder.client_auth_pem(&auth.cert_chain_pem, &auth.key_pem);
-    }
-    let key_log = record.key_log.then(KeyLogLines::default);
-    if let Some(lines) = &key_log {
-        let lines = lines.clone();
-        builder = builder.key_log(Arc::new(move |line: &str| {
-            if let Ok(mut lines) = lines.lock() {
+    let lines = KeyLogLines::default();
+    let sink = lines.clone();
+    let config = options
+        .builder()
+        .key_log(Arc::new(move |line: &str| {
+            if let Ok(mut lines) = sink.lock() {
                 lines.push(line.to_owned());
             }
-        }));
-    }
-    Ok((builder.build()?, key_log))
+        }))
+        .build()?;
+    Ok((config, Some(lines)))
 }
 
 /// The `connection` resource. Methods take `&self` (resources are shared handles in
@@ -202,7 +167,7 @@ impl Connection {
 
 impl wit::GuestConnection for Connection {
     fn create(record: wit::Config) -> Result<wit::Connection, wit::Reason> {
-        let (config, key_log) = shared_config(record).map_err(|err| reason(&err))?;
+        let (config, key_log) = config(record).map_err(|err| reason(&err))?;
         let tls = TlsClient::new(&config).map_err(|err| reason(&err))?;
         Ok(wit::Connection::new(Connection {
             tls: RefCell::new(tls),

@@ -1,8 +1,8 @@
-// From connect()'s options to a TlsConfig, with a bounded cache so that connections with
-// equal options share one config (and resume each other's sessions); the bundled roots;
-// and the data path's limits.
+// From connect()'s options to a TlsConfig (the core shares one configuration among
+// connections with equal options, so they resume each other's sessions); the bundled
+// roots; and the data path's limits.
 
-import { TlsConfig } from '../wasm_tls.js';
+import { TlsConfig, registerBundledRoots } from '../wasm_tls.js';
 import { TlsError } from './errors.js';
 import { guard, isNode } from './wasm.js';
 
@@ -31,8 +31,8 @@ let rootsPromise = null;
 /**
  * Mozilla's root certificates as a trust-anchor bundle (the package's roots.bin), loaded
  * once. They ship apart from the wasm so that an application that brings its own CA
- * (`bundledRoots: false`) never downloads them. Pass the result to
- * `new TlsConfig({ trustAnchors })`; connect() does this on its own.
+ * (`bundledRoots: false`) never downloads them. connect() loads and registers them on
+ * its own; a caller building a `TlsConfig` itself may pass the result as `trustAnchors`.
  */
 export function loadBundledRoots() {
   if (!rootsPromise) {
@@ -60,46 +60,37 @@ export function needsBundledRoots(options) {
   return !(options.config instanceof TlsConfig) && options.bundledRoots !== false;
 }
 
-const CACHE_SIZE = 64;
-const cache = new Map();
-
 /**
  * The TlsConfig for a connection to `host` with these options, as `{ config, owned }`:
- * an owned config is the caller's to free once its connection is made.
+ * an owned config is the caller's to free once its connection is made. Equal options
+ * give the same shared configuration (the core keeps a bounded cache of them), so
+ * connections resume each other's sessions.
  */
 export function tlsConfigFor(options, host, bundledAnchors) {
   if (options.config instanceof TlsConfig) return { config: options.config, owned: false };
+  if (bundledAnchors) registerRoots(bundledAnchors);
   const plain = {
     serverName: options.serverName || host,
     ca: options.ca,
     bundledRoots: options.bundledRoots,
+    trustAnchors: options.trustAnchors,
     alpn: options.alpn,
     minVersion: options.minVersion,
     maxVersion: options.maxVersion,
     cert: options.cert,
     key: options.key,
     resumption: options.resumption,
+    postQuantum: options.postQuantum,
+    keyLog: options.keyLog,
   };
-  const anchors = options.trustAnchors || bundledAnchors;
-  const build = (extra) => guard(() => new TlsConfig({ ...plain, trustAnchors: anchors, ...extra }));
-  if (options.keyLog || options.trustAnchors) {
-    // A key-log callback or a caller's own anchor bundle is per connection: no cache.
-    return { config: build({ keyLog: options.keyLog }), owned: true };
-  }
-  const key = JSON.stringify(plain);
-  let config = cache.get(key);
-  if (!config) {
-    config = build({});
-    if (cache.size >= CACHE_SIZE) {
-      const [oldest] = cache.keys();
-      cache.get(oldest).free();
-      cache.delete(oldest);
-    }
-    cache.set(key, config);
-  } else {
-    // Most recently used last, so that eviction takes the least recently used.
-    cache.delete(key);
-    cache.set(key, config);
-  }
-  return { config, owned: false };
+  return { config: guard(() => new TlsConfig(plain)), owned: true };
+}
+
+let registered = null;
+
+/** Makes the loaded roots.bin what `bundledRoots` means, once. */
+function registerRoots(bundle) {
+  if (registered === bundle) return;
+  guard(() => registerBundledRoots(bundle));
+  registered = bundle;
 }

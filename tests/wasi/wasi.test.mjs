@@ -254,6 +254,7 @@ describe('the library transpiled by jco, in Node.js', () => {
     bundledRoots: false,
     alpn: [],
     keyLog: false,
+    postQuantum: true,
     ...extra,
   });
 

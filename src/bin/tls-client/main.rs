@@ -14,7 +14,10 @@ use std::time::{Duration, Instant};
 
 use pump::{Pump, PumpError, ReadOutcome, Step};
 use starttls::Protocol;
-use wasm_tls::{format_unix_time, CertificateSummary, Config, TlsClient, TlsVersion};
+use wasm_tls::{
+    format_unix_time, CertificateSummary, ClientAuthPem, Config, ConfigOptions, TlsClient,
+    TlsVersion,
+};
 
 const USAGE: &str = "\
 usage: tls-client --connect HOST:PORT [options]
@@ -26,6 +29,7 @@ usage: tls-client --connect HOST:PORT [options]
   --alpn LIST           offer these ALPN protocols, comma-separated (e.g. h2,http/1.1)
   --tls1_2              use TLS 1.2 only
   --tls1_3              use TLS 1.3 only
+  --no-post-quantum     offer only classical key exchange (no X25519MLKEM768)
   --cert FILE           client certificate chain (PEM) for mutual TLS
   --key FILE            the client certificate's private key (PEM)
   --request TEXT        send TEXT after the handshake (\\r \\n \\t \\\\ are unescaped)
@@ -47,6 +51,7 @@ struct Options {
     default_roots: bool,
     alpn: Vec<String>,
     version: Option<TlsVersion>,
+    post_quantum: bool,
     cert: Option<String>,
     key: Option<String>,
     request: Option<Vec<u8>>,
@@ -65,6 +70,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Options, String>
         default_roots: true,
         alpn: Vec::new(),
         version: None,
+        post_quantum: true,
         cert: None,
         key: None,
         request: None,
@@ -99,6 +105,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Options, String>
             }
             "tls1_2" => opts.version = Some(TlsVersion::Tls12),
             "tls1_3" => opts.version = Some(TlsVersion::Tls13),
+            "no-post-quantum" => opts.post_quantum = false,
             "cert" => opts.cert = Some(value()?),
             "key" => opts.key = Some(value()?),
             "request" => opts.request = Some(unescape(&value()?)),
@@ -182,20 +189,22 @@ fn server_name(opts: &Options) -> String {
 }
 
 fn build_config(opts: &Options) -> Result<Config, String> {
-    let mut builder = Config::builder(&server_name(opts)).alpn(&opts.alpn);
-    if !opts.default_roots {
-        builder = builder.without_bundled_roots();
-    }
+    let mut options = ConfigOptions::new(server_name(opts));
+    options.bundled_roots = opts.default_roots;
+    options.alpn = opts.alpn.clone();
     if let Some(path) = &opts.cafile {
-        builder = builder.add_roots_pem(&read_file(path, "CA file")?);
+        options.roots_pem.push(read_file(path, "CA file")?);
     }
-    if let Some(version) = opts.version {
-        builder = builder.min_version(version).max_version(version);
-    }
+    options.min_version = opts.version;
+    options.max_version = opts.version;
     if let (Some(cert), Some(key)) = (&opts.cert, &opts.key) {
-        builder =
-            builder.client_auth_pem(&read_file(cert, "certificate")?, &read_file(key, "key")?);
+        options.client_auth = Some(ClientAuthPem {
+            cert_chain_pem: read_file(cert, "certificate")?,
+            key_pem: read_file(key, "key")?,
+        });
     }
+    options.post_quantum = opts.post_quantum;
+    let mut builder = options.builder();
     if let Some(path) = &opts.keylog {
         let file = std::fs::OpenOptions::new()
             .create(true)

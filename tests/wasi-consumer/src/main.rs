@@ -131,6 +131,7 @@ fn config(args: &Args, ca: &str) -> Config {
         max_version: args.version,
         client_auth: None,
         key_log: true,
+        post_quantum: true,
     }
 }
 
