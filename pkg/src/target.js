@@ -1,4 +1,5 @@
 // Targets ("host:port", "[v6]:port" or { hostname, port }) and the relay URL for one.
+// The rules are those of the relay and tls-client too: tests/target-vectors.json.
 
 import { TlsError } from './errors.js';
 
@@ -11,8 +12,8 @@ export function parseTarget(target) {
     port = typeof target.port === 'string' && /^\d+$/.test(target.port) ? Number(target.port) : target.port;
   } else {
     const text = String(target);
-    const m = /^\[([^\]]+)\]:(\d+)$/.exec(text) || /^([^:]+):(\d+)$/.exec(text);
-    if (!m) throw new TlsError('invalid-config', `target must be "host:port", not "${text}"`);
+    const m = /^\[([0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*)\]:(\d+)$/.exec(text) || /^([^:[\]]+):(\d+)$/.exec(text);
+    if (!m) throw new TlsError('invalid-config', `target must be "host:port" or "[ipv6]:port", not "${text}"`);
     host = m[1];
     port = Number(m[2]);
   }

@@ -236,6 +236,24 @@ fn is_private_v6(ip: Ipv6Addr) -> bool {
 mod tests {
     use super::*;
 
+    /// The vectors shared with the package and tls-client (`tests/target-vectors.json`).
+    #[test]
+    fn the_shared_target_vectors() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/target-vectors.json");
+        let text = std::fs::read_to_string(path).expect("read tests/target-vectors.json");
+        let doc: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+        for case in doc["valid"].as_array().expect("valid") {
+            let input = case["input"].as_str().expect("input");
+            let target = Target::parse(input).expect(input);
+            assert_eq!(Some(target.to_string().as_str()), case["target"].as_str());
+            assert_eq!(Some(u64::from(target.port)), case["port"].as_u64(), "{input}");
+        }
+        for case in doc["invalid"].as_array().expect("invalid") {
+            let input = case.as_str().expect("input");
+            assert!(Target::parse(input).is_err(), "accepted '{input}'");
+        }
+    }
+
     fn t(s: &str) -> Target {
         Target::parse(s).expect("valid target")
     }

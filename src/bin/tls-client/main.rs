@@ -5,6 +5,7 @@
 mod capability;
 mod pump;
 mod starttls;
+mod target;
 
 use std::io::{self, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
@@ -14,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use pump::{Pump, PumpError, ReadOutcome, Step};
 use starttls::Protocol;
+use target::Target;
 use wasm_tls::{
     format_unix_time, CertificateSummary, ClientAuthPem, Config, ConfigOptions, TlsClient,
     TlsVersion,
@@ -46,6 +48,7 @@ Exit status: 0 when the handshake succeeded and the connection ended without err
 
 struct Options {
     connect: String,
+    target: Target,
     servername: Option<String>,
     cafile: Option<String>,
     default_roots: bool,
@@ -65,6 +68,10 @@ struct Options {
 fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Options, String> {
     let mut opts = Options {
         connect: String::new(),
+        target: Target {
+            host: String::new(),
+            port: 0,
+        },
         servername: None,
         cafile: None,
         default_roots: true,
@@ -134,6 +141,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Options, String>
     if opts.connect.is_empty() {
         return Err("--connect HOST:PORT is required".to_owned());
     }
+    opts.target = Target::parse(&opts.connect)?;
     if opts.cert.is_some() != opts.key.is_some() {
         return Err("--cert and --key go together".to_owned());
     }
@@ -165,17 +173,6 @@ fn unescape(text: &str) -> Vec<u8> {
     out
 }
 
-/// The host part of HOST:PORT, without IPv6 brackets.
-fn host_of(connect: &str) -> &str {
-    let host = match connect.rfind(':') {
-        Some(i) => &connect[..i],
-        None => connect,
-    };
-    host.strip_prefix('[')
-        .and_then(|h| h.strip_suffix(']'))
-        .unwrap_or(host)
-}
-
 fn read_file(path: &str, what: &str) -> Result<String, String> {
     std::fs::read_to_string(path)
         .map_err(|err| capability::file_error(&format!("read {what}"), path, &err, false))
@@ -185,7 +182,7 @@ fn read_file(path: &str, what: &str) -> Result<String, String> {
 fn server_name(opts: &Options) -> String {
     opts.servername
         .clone()
-        .unwrap_or_else(|| host_of(&opts.connect).to_owned())
+        .unwrap_or_else(|| opts.target.host.clone())
 }
 
 fn build_config(opts: &Options) -> Result<Config, String> {
