@@ -246,7 +246,11 @@ mod tests {
             let input = case["input"].as_str().expect("input");
             let target = Target::parse(input).expect(input);
             assert_eq!(Some(target.to_string().as_str()), case["target"].as_str());
-            assert_eq!(Some(u64::from(target.port)), case["port"].as_u64(), "{input}");
+            assert_eq!(
+                Some(u64::from(target.port)),
+                case["port"].as_u64(),
+                "{input}"
+            );
         }
         for case in doc["invalid"].as_array().expect("invalid") {
             let input = case.as_str().expect("input");
