@@ -18,14 +18,19 @@ pub const CHUNK: usize = 64 * 1024;
 /// One cipher suite's figures, in MB/s (10^6 bytes per second) of application data.
 #[derive(Debug, Serialize)]
 pub struct BulkFigure {
+    /// The figure's id, e.g. "bulk-chacha20" (`--only` selects by it).
     pub id: String,
+    /// The cipher suite, as rustls names it.
     pub suite: String,
     /// Median over rounds: the client decrypting (server to client).
     pub decrypt_mbps: f64,
     /// Median over rounds: the client encrypting (client to server).
     pub encrypt_mbps: f64,
+    /// Each round's decrypting figure.
     pub rounds_decrypt_mbps: Vec<f64>,
+    /// Each round's encrypting figure.
     pub rounds_encrypt_mbps: Vec<f64>,
+    /// Application bytes per round, each way.
     pub bytes_per_round: usize,
 }
 

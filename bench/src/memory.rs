@@ -13,6 +13,7 @@ use crate::pair::connect;
 use crate::pki::client_config;
 use crate::pki::Identity;
 
+/// What clients hold, in bytes.
 #[derive(Debug, Serialize)]
 pub struct MemoryFigure {
     /// Heap bytes of one idle client after its handshake (TLS 1.3, ECDSA, tickets taken).
@@ -27,8 +28,9 @@ pub struct MemoryFigure {
     pub many_bytes_total: usize,
     /// Growth of the linear memory while opening them (wasm only).
     pub many_linear_memory_growth: Option<usize>,
-    /// The linear memory before and after.
+    /// The linear memory before opening them (wasm only).
     pub linear_memory_before: Option<usize>,
+    /// The linear memory after (wasm only).
     pub linear_memory_after: Option<usize>,
 }
 

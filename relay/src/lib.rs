@@ -6,6 +6,8 @@
 //! public so that tests (and embedders) use the same configuration, policy
 //! and Wisp wire format as the relay itself.
 
+#![forbid(unsafe_code)]
+
 pub mod config;
 mod end;
 pub mod log;

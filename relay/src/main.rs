@@ -1,6 +1,8 @@
 //! The wasm-tls-relay binary: parses its arguments and runs the relay
 //! (the library's [`wasm_tls_relay::run`]).
 
+#![forbid(unsafe_code)]
+
 use std::process::ExitCode;
 
 use wasm_tls_relay::config::{parse_args, Command, USAGE};
