@@ -12,6 +12,7 @@ mod pkg;
 mod serve;
 mod stages;
 mod wasi;
+mod wasi_tls;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -206,6 +207,7 @@ fn test(root: &Path) -> Result<(), String> {
             .current_dir(root))
     });
     stages.run("WASI under wasmtime and jco", || wasi::test(root));
+    stages.run("wasi:tls provider under wasmtime", || wasi_tls::test(root));
     // After the WASI build, so that the matrix has its wasmtime column.
     stages.run("interop matrix (docs/interop.md)", || {
         hardening::interop(root)
