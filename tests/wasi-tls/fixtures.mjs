@@ -161,13 +161,15 @@ export function runChild(cmd, args, env = {}, ms = RUN_MS) {
   });
 }
 
-/** The consumer on wasmtime's own wasi:tls (`-S tls`). */
-export function viaHost(pki, args) {
-  return runChild(pki.wasmtimeForHost, ['run', ...WASMTIME_FLAGS, '-S', 'tls', artifact('wasi-tls-consumer.wasm'), ...args]);
+/** `--env` flags for the guest's environment. */
+const envFlags = (vars) => Object.entries(vars).flatMap(([name, value]) => ['--env', `${name}=${value}`]);
+
+/** The consumer on wasmtime's own wasi:tls (`-S tls`); `vars` as --env. */
+export function viaHost(pki, args, vars = {}) {
+  return runChild(pki.wasmtimeForHost, ['run', ...WASMTIME_FLAGS, '-S', 'tls', ...envFlags(vars), artifact('wasi-tls-consumer.wasm'), ...args]);
 }
 
-/** The consumer composed with the provider, without `-S tls`; `settings` as --env. */
-export function viaProvider(args, settings = {}) {
-  const env = Object.entries(settings).flatMap(([name, value]) => ['--env', `${name}=${value}`]);
-  return runChild('wasmtime', ['run', ...WASMTIME_FLAGS, ...env, artifact('wasi-tls-composed.wasm'), ...args]);
+/** The consumer composed with the provider, without `-S tls`; `vars` (its settings) as --env. */
+export function viaProvider(args, vars = {}) {
+  return runChild('wasmtime', ['run', ...WASMTIME_FLAGS, ...envFlags(vars), artifact('wasi-tls-composed.wasm'), ...args]);
 }

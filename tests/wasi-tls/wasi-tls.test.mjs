@@ -114,6 +114,17 @@ describe('the provider\'s settings', () => {
     assert.match(run.stderr, /^error: invalid-config: /m);
   });
 
+  test('ALPN: offered h2 alone, nginx answers in HTTP/2', TEST, async () => {
+    const args = [`127.0.0.1:${nginx.port}`, 'localhost', '/'];
+    const h1 = succeeded(await viaProvider(args, { ...trusted, WASM_TLS_ALPN: 'http/1.1' }), 'ALPN http/1.1');
+    assert.match(h1.toString(), /^HTTP\/1\.1 200 OK\r\n/);
+    const h2 = await viaProvider(args, { ...trusted, WASM_TLS_ALPN: 'h2' });
+    // The HTTP/1.0 request is no HTTP/2 preface: the server's first frame is its
+    // SETTINGS (type 4), then a GOAWAY (type 7).
+    assert.ok(h2.stdout.length >= 9, `${h2.stdout.length} bytes; ${h2.stderr}`);
+    assert.equal(h2.stdout[3], 4, `first frame type ${h2.stdout[3]}`);
+  });
+
   test('a client certificate, when the server requires one', TEST, async () => {
     const client = clientCertificate(pki);
     const server = await fileServer(pki, 'server', { 'client.html': PAGE }, ['-Verify', '1', '-CAfile', client.caFile]);

@@ -4,10 +4,13 @@
 //! component plugged in with `wac plug` provides `wasi:tls`.
 //!
 //! Arguments: `<ipv4>:<port> <server-name> [path]`. Exit status 1, with the error's
-//! `to-debug-string` on stderr, when the connection fails.
+//! `to-debug-string` on stderr, when the connection fails. With `TIMING` in the
+//! environment it also prints, on stderr, how long `connect` (the handshake) and the
+//! response took, for the figures in docs/benchmarks.md.
 
 use std::io::Write;
 use std::net::SocketAddrV4;
+use std::time::Instant;
 
 use bindings::exports::wasi::cli::run::Guest;
 use bindings::wasi::sockets::types::{
@@ -82,15 +85,25 @@ async fn fetch(target: &str, server_name: &str, path: &str) -> Result<Vec<u8>, S
     let (ciphertext_in, tcp_received) = socket.receive();
     let (response, receive_outcome) = connector.receive(ciphertext_in);
 
+    let started = Instant::now();
     Connector::connect(connector, server_name.to_string())
         .await
         .map_err(|e| e.to_debug_string())?;
+    let connected = Instant::now();
 
     let get = format!("GET {path} HTTP/1.0\r\nHost: {server_name}\r\n\r\n");
     if !request.write_all(get.into_bytes()).await.is_empty() {
         return Err("the connection stopped taking the request".into());
     }
     let body = response.collect().await;
+    if std::env::var_os("TIMING").is_some() {
+        eprintln!(
+            "timing: connect {} us, response {} bytes in {} us",
+            (connected - started).as_micros(),
+            body.len(),
+            connected.elapsed().as_micros()
+        );
+    }
     // The end of the request stream: close_notify, then the socket's sending side (a
     // server that waits for it before closing TCP, as s_server does, needs it first).
     drop(request);
