@@ -5,15 +5,14 @@ use std::io::{Read, Write};
 use std::sync::{Arc, LazyLock, Mutex};
 
 use proptest::prelude::*;
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-};
+use rcgen::ExtendedKeyUsagePurpose;
 use rustls::pki_types::{CertificateDer, PrivatePkcs8KeyDer};
 use rustls::{ServerConfig, ServerConnection};
 use wasm_tls::{
     Config, ConfigBuilder, Error, HandshakeInfo, Shutdown, SslError, Status, TlsClient, TlsVersion,
     BUFFER_LIMIT,
 };
+use wasm_tls_test_kit::pki::{self, ecdsa_p256_key, Ca};
 
 const SERVER_NAME: &str = "server.test";
 
@@ -28,40 +27,26 @@ struct Pki {
 }
 
 static PKI: LazyLock<Pki> = LazyLock::new(|| {
-    let ca_key = KeyPair::generate().expect("CA key");
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "wasm-tls test CA");
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca_cert = ca_params.self_signed(&ca_key).expect("CA certificate");
-    let issuer = Issuer::new(ca_params, ca_key);
-
-    let leaf_key = KeyPair::generate().expect("leaf key");
-    let mut leaf_params = CertificateParams::new(vec![SERVER_NAME.to_owned()]).expect("params");
-    leaf_params
-        .distinguished_name
-        .push(DnType::CommonName, SERVER_NAME);
-    let leaf_cert = leaf_params
-        .signed_by(&leaf_key, &issuer)
-        .expect("leaf certificate");
-
-    let client_key = KeyPair::generate().expect("client key");
-    let mut client_params = CertificateParams::new(Vec::<String>::new()).expect("params");
-    client_params
-        .distinguished_name
-        .push(DnType::CommonName, "wasm-tls test client");
-    client_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-    let client_cert = client_params
-        .signed_by(&client_key, &issuer)
-        .expect("client certificate");
-
+    let key = || ecdsa_p256_key().expect("a P-256 key");
+    let ca = Ca::root("wasm-tls test CA", key()).expect("CA certificate");
+    let leaf_params = pki::server_leaf_params(SERVER_NAME, &[SERVER_NAME]).expect("params");
+    let leaf = ca.issue(&leaf_params, key()).expect("leaf certificate");
+    let client_params = pki::leaf_params(
+        "wasm-tls test client",
+        &[],
+        ExtendedKeyUsagePurpose::ClientAuth,
+    )
+    .expect("params");
+    let client = ca.issue(&client_params, key()).expect("client certificate");
     Pki {
-        ca_pem: ca_cert.pem(),
-        chain: vec![leaf_cert.der().clone(), ca_cert.der().clone()],
-        key: PrivatePkcs8KeyDer::from(leaf_key.serialize_der()),
-        client_cert_pem: client_cert.pem(),
-        client_key_pem: client_key.serialize_pem(),
+        ca_pem: ca.pem.clone(),
+        chain: vec![
+            CertificateDer::from(leaf.der.clone()),
+            CertificateDer::from(ca.der.clone()),
+        ],
+        key: PrivatePkcs8KeyDer::from(leaf.key_der.clone()),
+        client_cert_pem: client.pem,
+        client_key_pem: client.key_pem,
     }
 });
 
@@ -74,13 +59,12 @@ static SERVER_CONFIG: LazyLock<Arc<ServerConfig>> = LazyLock::new(|| {
 });
 
 fn server_config(versions: &[&'static rustls::SupportedProtocolVersion]) -> ServerConfig {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    ServerConfig::builder_with_provider(provider)
-        .with_protocol_versions(versions)
-        .expect("server versions")
-        .with_no_client_auth()
-        .with_single_cert(PKI.chain.clone(), PKI.key.clone_key().into())
-        .expect("server certificate")
+    wasm_tls_test_kit::server::server_config(
+        PKI.chain.clone(),
+        PKI.key.clone_key().into(),
+        versions,
+    )
+    .expect("server configuration")
 }
 
 /// A client configuration trusting only the test CA.
@@ -1201,13 +1185,8 @@ fn certificate_failures_in_the_handshake() {
         .expect("config");
     check(wrong_name, "certificate-name-mismatch");
 
-    let other_ca = KeyPair::generate().expect("key");
-    let mut other_params = CertificateParams::new(Vec::<String>::new()).expect("params");
-    other_params
-        .distinguished_name
-        .push(DnType::CommonName, "another CA");
-    other_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let other_pem = other_params.self_signed(&other_ca).expect("cert").pem();
+    let other_ca = Ca::root("another CA", ecdsa_p256_key().expect("key")).expect("cert");
+    let other_pem = other_ca.pem;
     let untrusted = Config::builder(SERVER_NAME)
         .without_bundled_roots()
         .add_roots_pem(&other_pem)
@@ -1216,7 +1195,7 @@ fn certificate_failures_in_the_handshake() {
     let err = check(untrusted, "certificate-unknown-issuer");
     assert!(err.to_string().contains("wasm-tls test CA"), "{err}");
 
-    // rcgen certificates are valid from 1975 to 4096.
+    // The test kit's certificates are valid from 2020 to 2099.
     let expired = client_builder()
         .clock(Arc::new(wasm_tls::FixedClock(100_000_000_000)))
         .build()

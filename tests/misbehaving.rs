@@ -17,12 +17,11 @@ use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use common::{config_for, path_str, pki, run_tls_client, CommandOutput, End, TlsStream};
-use rustls::crypto::cipher::{MessageEncrypter, OutboundChunks, OutboundPlainMessage};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use rustls::{ConnectionTrafficSecrets, ContentType, ProtocolVersion, SupportedCipherSuite};
+use common::{
+    config_for, path_str, pki, run_tls_client, rustls_server, CommandOutput, End, TlsStream,
+};
 use wasm_tls::{Config, Error, SslError, Status, TlsClient, TlsVersion};
+use wasm_tls_test_kit::sealer::Sealer;
 
 /// Bounds how long a scripted server waits for anything.
 const SERVER_WAIT: Duration = Duration::from_secs(10);
@@ -148,73 +147,13 @@ fn tls12_server_hello(random: [u8; 32]) -> Vec<u8> {
 // A rustls server whose records we write ourselves after the handshake
 // ---------------------------------------------------------------------------------------
 
-/// Encrypts records with a finished rustls server's sending keys.
-struct Sealer {
-    encrypter: Box<dyn MessageEncrypter>,
-    seq: u64,
-}
-
-impl Sealer {
-    fn new(server: rustls::ServerConnection) -> Self {
-        let suite = server.negotiated_cipher_suite().expect("a cipher suite");
-        let secrets = server
-            .dangerous_extract_secrets()
-            .expect("the server's secrets");
-        let (seq, traffic) = secrets.tx;
-        let (key, iv) = match traffic {
-            ConnectionTrafficSecrets::Aes128Gcm { key, iv }
-            | ConnectionTrafficSecrets::Aes256Gcm { key, iv }
-            | ConnectionTrafficSecrets::Chacha20Poly1305 { key, iv } => (key, iv),
-            _ => panic!("traffic secrets of an unknown kind"),
-        };
-        let encrypter = match suite {
-            SupportedCipherSuite::Tls13(s) => s.aead_alg.encrypter(key, iv),
-            SupportedCipherSuite::Tls12(s) => {
-                let fixed = s.aead_alg.key_block_shape().fixed_iv_len;
-                let (fixed, explicit) = iv.as_ref().split_at(fixed);
-                s.aead_alg.encrypter(key, fixed, explicit)
-            }
-        };
-        Self { encrypter, seq }
-    }
-
-    /// One encrypted record of content type `typ`, whatever `payload`'s size.
-    fn seal(&mut self, typ: u8, payload: &[u8]) -> Vec<u8> {
-        let msg = OutboundPlainMessage {
-            typ: ContentType::from(typ),
-            version: ProtocolVersion::TLSv1_2,
-            payload: OutboundChunks::Single(payload),
-        };
-        let out = self
-            .encrypter
-            .encrypt(msg, self.seq)
-            .expect("encrypt a record")
-            .encode();
-        self.seq += 1;
-        out
-    }
-}
-
 /// A rustls server (ECDSA, `version` only) that completes the handshake, hands its
 /// socket and keys to `script`, then waits for the client to hang up.
 fn rustls_then(
     version: &'static rustls::SupportedProtocolVersion,
     script: impl FnOnce(&mut TcpStream, &mut Sealer) + Send + 'static,
 ) -> Scripted {
-    let leaf = &pki().ecdsa.leaf;
-    let chain: Vec<CertificateDer<'static>> = std::iter::once(leaf.leaf_der.clone())
-        .chain(leaf.chain_der.iter().cloned())
-        .map(CertificateDer::from)
-        .collect();
-    let key = PrivateKeyDer::from_pem_slice(leaf.key_pem.as_bytes()).expect("server key");
-    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_protocol_versions(&[version])
-    .expect("versions")
-    .with_no_client_auth()
-    .with_single_cert(chain, key)
-    .expect("server certificate");
+    let mut config = rustls_server(&pki().ecdsa.leaf, &[version]);
     config.enable_secret_extraction = true;
     let config = Arc::new(config);
     Scripted::start(move |mut sock| {
@@ -230,7 +169,7 @@ fn rustls_then(
                 return;
             }
         }
-        let mut sealer = Sealer::new(conn);
+        let mut sealer = Sealer::new(conn).expect("the server's keys");
         script(&mut sock, &mut sealer);
         drain(&mut sock);
     })

@@ -9,27 +9,11 @@ use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use common::{config_for, pki, IO_TIMEOUT};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use common::{config_for, pki, rustls_server, IO_TIMEOUT};
 use wasm_tls::{Config, Error, Stream, TlsClient};
 
 fn server_config() -> Arc<rustls::ServerConfig> {
-    let leaf = &pki().ecdsa.leaf;
-    let chain: Vec<CertificateDer<'static>> = std::iter::once(leaf.leaf_der.clone())
-        .chain(leaf.chain_der.iter().cloned())
-        .map(CertificateDer::from)
-        .collect();
-    let key = PrivateKeyDer::from_pem_slice(leaf.key_pem.as_bytes()).expect("server key");
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .expect("versions")
-    .with_no_client_auth()
-    .with_single_cert(chain, key)
-    .expect("server certificate");
-    Arc::new(config)
+    Arc::new(rustls_server(&pki().ecdsa.leaf, &[]))
 }
 
 fn client_config() -> Config {

@@ -1,89 +1,30 @@
-//! Certificates made at start-up with rcgen: a root CA and a leaf for `localhost`
-//! under it. The server sends the leaf; the client trusts the root. Verifying the chain
+//! Certificates made at start-up by the test kit's factory: a root CA and a leaf for
+//! `localhost` under it. The server sends the leaf; the client trusts the root. Verifying the chain
 //! therefore costs one signature check, and the handshake's CertificateVerify another.
 
 use std::sync::Arc;
 
-use rcgen::{
-    date_time_ymd, BasicConstraints, CertificateParams, DistinguishedName, DnType,
-    ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, SignatureAlgorithm,
-};
 use rustls::crypto::ring::default_provider;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use rustls::server::ServerSessionMemoryCache;
 use rustls::{CipherSuite, ServerConfig, SupportedProtocolVersion};
+pub use wasm_tls_test_kit::pki::Identity;
+use wasm_tls_test_kit::pki::{ecdsa_p256_key, rsa_key};
 
-/// What a benchmark server presents, and the root its client trusts.
-pub struct Identity {
-    /// The root certificate (DER), added to the client's roots.
-    pub root_der: Vec<u8>,
-    /// The leaf the server sends.
-    pub chain: Vec<CertificateDer<'static>>,
-    /// The leaf's key (PKCS#8).
-    pub key: PrivateKeyDer<'static>,
-}
-
-fn name(cn: &str) -> DistinguishedName {
-    let mut dn = DistinguishedName::new();
-    dn.push(DnType::OrganizationName, "wasm-tls benchmarks");
-    dn.push(DnType::CommonName, cn);
-    dn
-}
-
-fn err(what: &str) -> impl Fn(rcgen::Error) -> String + '_ {
+fn err(what: &str) -> impl Fn(wasm_tls_test_kit::pki::Error) -> String + '_ {
     move |e| format!("{what}: {e}")
-}
-
-fn make(ca_key: KeyPair, leaf_key: KeyPair) -> Result<Identity, String> {
-    let mut ca = CertificateParams::default();
-    ca.distinguished_name = name("wasm-tls benchmark CA");
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    ca.not_before = date_time_ymd(2020, 1, 1);
-    ca.not_after = date_time_ymd(2099, 12, 31);
-    let root = ca.self_signed(&ca_key).map_err(err("sign the root"))?;
-    let issuer = Issuer::new(ca, ca_key);
-
-    let mut leaf =
-        CertificateParams::new(vec!["localhost".to_owned()]).map_err(err("leaf names"))?;
-    leaf.distinguished_name = name("localhost");
-    leaf.key_usages = vec![
-        KeyUsagePurpose::DigitalSignature,
-        KeyUsagePurpose::KeyEncipherment,
-    ];
-    leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    leaf.use_authority_key_identifier_extension = true;
-    leaf.not_before = date_time_ymd(2020, 1, 1);
-    leaf.not_after = date_time_ymd(2099, 12, 31);
-    let cert = leaf
-        .signed_by(&leaf_key, &issuer)
-        .map_err(err("sign the leaf"))?;
-    Ok(Identity {
-        root_der: root.der().to_vec(),
-        chain: vec![cert.der().clone()],
-        key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der())),
-    })
-}
-
-fn generate(alg: &'static SignatureAlgorithm) -> Result<KeyPair, String> {
-    KeyPair::generate_for(alg).map_err(err("generate a key"))
 }
 
 /// ECDSA P-256 root and leaf.
 pub fn ecdsa() -> Result<Identity, String> {
-    make(
-        generate(&rcgen::PKCS_ECDSA_P256_SHA256)?,
-        generate(&rcgen::PKCS_ECDSA_P256_SHA256)?,
-    )
+    let key = || ecdsa_p256_key().map_err(err("generate a key"));
+    Identity::localhost(key()?, key()?).map_err(err("make the certificates"))
 }
 
 /// RSA-2048 root and leaf from two PKCS#8 PEM keys (ring cannot generate RSA keys).
 pub fn rsa(ca_key_pem: &str, leaf_key_pem: &str) -> Result<Identity, String> {
-    let load = |pem: &str| {
-        KeyPair::from_pkcs8_pem_and_sign_algo(pem, &rcgen::PKCS_RSA_SHA256)
-            .map_err(err("load an RSA key"))
-    };
-    make(load(ca_key_pem)?, load(leaf_key_pem)?)
+    let load = |pem: &str| rsa_key(pem).map_err(err("load an RSA key"));
+    Identity::localhost(load(ca_key_pem)?, load(leaf_key_pem)?)
+        .map_err(err("make the certificates"))
 }
 
 /// A rustls server configuration: ring, the given versions, and optionally one cipher
@@ -97,12 +38,13 @@ pub fn server_config(
     if let Some(suite) = suite {
         provider.cipher_suites.retain(|s| s.suite() == suite);
     }
-    let mut config = ServerConfig::builder_with_provider(Arc::new(provider))
-        .with_protocol_versions(versions)
-        .map_err(|e| format!("server versions: {e}"))?
-        .with_no_client_auth()
-        .with_single_cert(id.chain.clone(), id.key.clone_key())
-        .map_err(|e| format!("server certificate: {e}"))?;
+    let mut config = wasm_tls_test_kit::server::server_config_with(
+        Arc::new(provider),
+        id.chain.clone(),
+        id.key.clone_key(),
+        versions,
+    )
+    .map_err(|e| format!("server: {e}"))?;
     config.session_storage = ServerSessionMemoryCache::new(8192);
     Ok(Arc::new(config))
 }

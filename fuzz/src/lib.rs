@@ -16,14 +16,10 @@
 use std::io::{Read, Write};
 use std::sync::{Arc, OnceLock};
 
-use rustls::crypto::cipher::{MessageEncrypter, OutboundChunks, OutboundPlainMessage};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
-use rustls::{
-    ConnectionTrafficSecrets, ContentType, ProtocolVersion, RootCertStore, ServerConfig,
-    ServerConnection, SupportedCipherSuite,
-};
+use rustls::{RootCertStore, ServerConfig, ServerConnection};
 use wasm_tls::{Config, Error, FixedClock, Status, TlsClient, TlsVersion, BUFFER_LIMIT};
 
 /// The test root (ECDSA P-256) that issued both server certificates.
@@ -258,65 +254,9 @@ pub fn handshake(client: &mut TlsClient, server: &mut ServerConnection) -> Optio
     None
 }
 
-/// Encrypts arbitrary records with a finished server's keys, as that server would: the
-/// way to send a client well-formed records of any content after the handshake.
-pub struct Sealer {
-    encrypter: Box<dyn MessageEncrypter>,
-    seq: u64,
-    version: ProtocolVersion,
-}
-
-impl Sealer {
-    /// Takes over `server`'s sending keys. It must have been made with
-    /// [`ServerOptions::extract`], have finished its handshake and sent everything.
-    pub fn new(server: ServerConnection) -> Option<Self> {
-        let suite = server.negotiated_cipher_suite()?;
-        let secrets = server.dangerous_extract_secrets().ok()?;
-        let (seq, traffic) = secrets.tx;
-        let (key, iv) = match traffic {
-            ConnectionTrafficSecrets::Aes128Gcm { key, iv }
-            | ConnectionTrafficSecrets::Aes256Gcm { key, iv }
-            | ConnectionTrafficSecrets::Chacha20Poly1305 { key, iv } => (key, iv),
-            _ => return None,
-        };
-        let (encrypter, version) = match suite {
-            SupportedCipherSuite::Tls13(s) => {
-                (s.aead_alg.encrypter(key, iv), ProtocolVersion::TLSv1_2)
-            }
-            SupportedCipherSuite::Tls12(s) => {
-                let iv = iv.as_ref();
-                let shape = s.aead_alg.key_block_shape();
-                let (fixed, explicit) = iv.split_at(shape.fixed_iv_len.min(iv.len()));
-                (
-                    s.aead_alg.encrypter(key, fixed, explicit),
-                    ProtocolVersion::TLSv1_2,
-                )
-            }
-        };
-        Some(Self {
-            encrypter,
-            seq,
-            version,
-        })
-    }
-
-    /// One record of content type `typ` carrying `payload`, encrypted (the payload may
-    /// exceed the protocol's limits: that is the point).
-    pub fn seal(&mut self, typ: u8, payload: &[u8]) -> Vec<u8> {
-        let msg = OutboundPlainMessage {
-            typ: ContentType::from(typ),
-            version: self.version,
-            payload: OutboundChunks::Single(payload),
-        };
-        let record = self
-            .encrypter
-            .encrypt(msg, self.seq)
-            .map(|m| m.encode())
-            .unwrap_or_default();
-        self.seq += 1;
-        record
-    }
-}
+/// Encrypts arbitrary records with a finished server's keys (made with
+/// [`ServerOptions::extract`]).
+pub use wasm_tls_test_kit::sealer::Sealer;
 
 /// Splits a byte stream into chunks whose sizes come from a small generator seeded by
 /// the input, so that the fuzzer controls how records straddle `push_ciphertext` calls.

@@ -1,4 +1,5 @@
-//! Shared support for the tests against real servers: a throwaway PKI made at test time,
+//! Shared support for the tests against real servers: a throwaway PKI made at test time
+//! with the test kit's certificate factory and written to files for OpenSSL,
 //! a guard around `openssl s_server`, a blocking [`wasm_tls::Stream`] over `TcpStream`,
 //! and a runner for the `tls-client` command.
 
@@ -14,11 +15,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use rcgen::{
-    date_time_ymd, BasicConstraints, CertificateParams, DistinguishedName, DnType,
-    ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
-};
+use rcgen::{date_time_ymd, CertificateParams, ExtendedKeyUsagePurpose, KeyPair};
 use wasm_tls::{Config, ConfigBuilder, Error, TlsClient};
+use wasm_tls_test_kit::pki::{self, ecdsa_p256_key, Ca};
+use wasm_tls_test_kit::server::{chain_of, server_config};
 
 /// Bounds every single wait on a socket.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -161,50 +161,6 @@ pub struct Pki {
     pub client_cn: String,
 }
 
-/// The validity of the certificates that are meant to be valid.
-fn valid_period(params: &mut CertificateParams) {
-    params.not_before = date_time_ymd(2020, 1, 1);
-    params.not_after = date_time_ymd(2099, 12, 31);
-}
-
-fn name(cn: &str) -> DistinguishedName {
-    let mut dn = DistinguishedName::new();
-    dn.push(DnType::OrganizationName, "wasm-tls tests");
-    dn.push(DnType::CommonName, cn);
-    dn
-}
-
-fn ca_params(cn: &str) -> CertificateParams {
-    let mut params = CertificateParams::default();
-    params.distinguished_name = name(cn);
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
-    valid_period(&mut params);
-    params
-}
-
-fn leaf_params(cn: &str, sans: &[&str], purpose: ExtendedKeyUsagePurpose) -> CertificateParams {
-    let sans: Vec<String> = sans.iter().map(|s| (*s).to_owned()).collect();
-    let mut params = CertificateParams::new(sans).expect("valid subject alternative names");
-    params.distinguished_name = name(cn);
-    params.key_usages = vec![
-        KeyUsagePurpose::DigitalSignature,
-        KeyUsagePurpose::KeyEncipherment,
-    ];
-    params.extended_key_usages = vec![purpose];
-    params.use_authority_key_identifier_extension = true;
-    valid_period(&mut params);
-    params
-}
-
-fn server_leaf_params(cn: &str, sans: &[&str]) -> CertificateParams {
-    leaf_params(cn, sans, ExtendedKeyUsagePurpose::ServerAuth)
-}
-
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum KeyKind {
     Ecdsa,
@@ -213,9 +169,7 @@ enum KeyKind {
 
 fn new_key(kind: KeyKind) -> KeyPair {
     match kind {
-        KeyKind::Ecdsa => {
-            KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("generate a P-256 key")
-        }
+        KeyKind::Ecdsa => ecdsa_p256_key().expect("generate a P-256 key"),
         KeyKind::Rsa => {
             // ring cannot generate RSA keys: have OpenSSL make one (PKCS#8 PEM).
             let out = Command::new("openssl")
@@ -236,35 +190,18 @@ fn new_key(kind: KeyKind) -> KeyPair {
     }
 }
 
-/// A CA: its certificate and what signs under it.
-struct Ca {
-    der: Vec<u8>,
-    pem: String,
-    issuer: Issuer<'static, KeyPair>,
+fn server_leaf_params(cn: &str, sans: &[&str]) -> CertificateParams {
+    pki::server_leaf_params(cn, sans).expect("valid subject alternative names")
 }
 
 fn self_signed_ca(cn: &str, kind: KeyKind) -> Ca {
-    let key = new_key(kind);
-    let params = ca_params(cn);
-    let cert = params.self_signed(&key).expect("sign a root");
-    Ca {
-        der: cert.der().to_vec(),
-        pem: cert.pem(),
-        issuer: Issuer::new(params, key),
-    }
+    Ca::root(cn, new_key(kind)).expect("sign a root")
 }
 
 fn sub_ca(cn: &str, kind: KeyKind, parent: &Ca) -> Ca {
-    let key = new_key(kind);
-    let params = ca_params(cn);
-    let cert = params
-        .signed_by(&key, &parent.issuer)
-        .expect("sign an intermediate");
-    Ca {
-        der: cert.der().to_vec(),
-        pem: cert.pem(),
-        issuer: Issuer::new(params, key),
-    }
+    parent
+        .intermediate(cn, new_key(kind))
+        .expect("sign an intermediate")
 }
 
 /// Signs `params` under `issuer` (or self-signs it) and writes the identity's files.
@@ -278,13 +215,12 @@ fn identity(
 ) -> Identity {
     let key = new_key(kind);
     let cert = match issuer {
-        Some(ca) => params.signed_by(&key, &ca.issuer),
-        None => params.self_signed(&key),
+        Some(ca) => ca.issue(params, key),
+        None => pki::self_signed(params, key),
     }
     .expect("sign a leaf");
-    let key_pem = key.serialize_pem();
-    let cert_file = write_file(dir, &format!("{file_stem}.pem"), &cert.pem());
-    let key_file = write_file(dir, &format!("{file_stem}.key"), &key_pem);
+    let cert_file = write_file(dir, &format!("{file_stem}.pem"), &cert.pem);
+    let key_file = write_file(dir, &format!("{file_stem}.key"), &cert.key_pem);
     let chain_pem: String = sent_after.iter().map(|ca| ca.pem.as_str()).collect();
     let chain_file = (!sent_after.is_empty())
         .then(|| write_file(dir, &format!("{file_stem}-chain.pem"), &chain_pem));
@@ -292,10 +228,10 @@ fn identity(
         cert_file,
         key_file,
         chain_file,
-        leaf_der: cert.der().to_vec(),
+        leaf_der: cert.der,
         chain_der: sent_after.iter().map(|ca| ca.der.clone()).collect(),
-        full_chain_pem: format!("{}{chain_pem}", cert.pem()),
-        key_pem,
+        full_chain_pem: format!("{}{chain_pem}", cert.pem),
+        key_pem: cert.key_pem,
     }
 }
 
@@ -384,7 +320,8 @@ fn make_pki() -> Pki {
     let client = identity(
         &dir,
         "client",
-        &leaf_params(&client_cn, &[], ExtendedKeyUsagePurpose::ClientAuth),
+        &pki::leaf_params(&client_cn, &[], ExtendedKeyUsagePurpose::ClientAuth)
+            .expect("client certificate parameters"),
         e,
         Some(&client_ca),
         &[],
@@ -416,6 +353,19 @@ pub fn pki() -> &'static Pki {
 /// The number of seconds since the Unix epoch of `date_time_ymd(y, m, d)`.
 pub fn unix_date(y: i32, m: u8, d: u8) -> u64 {
     u64::try_from(date_time_ymd(y, m, d).unix_timestamp()).expect("a date after 1970")
+}
+
+/// A rustls server configuration presenting `identity`, for `versions` (rustls' safe
+/// defaults when empty).
+pub fn rustls_server(
+    identity: &Identity,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> rustls::ServerConfig {
+    use rustls::pki_types::pem::PemObject;
+    let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(identity.key_pem.as_bytes())
+        .expect("the identity's key");
+    let chain = chain_of(&identity.leaf_der, &identity.chain_der);
+    server_config(chain, key, versions).expect("a server configuration")
 }
 
 /// A client configuration for `server_name` that trusts only `root_pem`.
