@@ -17,7 +17,7 @@
 // package built in pkg/ (cargo xtask build-pkg), Chromium, websockify (optional) and
 // tests/browser's npm packages.
 
-import { fork, spawn } from 'node:child_process';
+import { fork } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import os from 'node:os';
@@ -28,6 +28,7 @@ import { connect as cdpConnect, newPage as newCdpPage } from './datapath/cdp.mjs
 import { snapshot, usage } from './datapath/cpu.mjs';
 import { summarize } from './datapath/profile.mjs';
 import { render, splice } from './datapath/render.mjs';
+import { children, machine, pkiFiles, servers } from './datapath/servers.mjs';
 import { median } from './datapath/scenarios.mjs';
 
 const root = h.root;
@@ -91,115 +92,6 @@ function parseArgs(argv) {
 
 const args = parseArgs(process.argv);
 const log = (...m) => console.error('datapath:', ...m);
-const children = [];
-
-// ---- servers ----
-
-function waitLine(stream, regex, what, ms = 15000) {
-  return new Promise((resolve, reject) => {
-    let buf = '';
-    const timer = setTimeout(() => reject(new Error(`${what}: no line matching ${regex}; got: ${buf.slice(-500)}`)), ms);
-    stream.on('data', (d) => {
-      buf += d;
-      const m = regex.exec(buf);
-      if (m) {
-        clearTimeout(timer);
-        resolve(m);
-      }
-    });
-  });
-}
-
-function start(cmd, argv, what, regex, from = 'stdout') {
-  if (!existsSync(cmd) && cmd.includes('/')) throw new Error(`${cmd} is not built`);
-  const child = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
-  children.push(child);
-  child.on('error', (e) => log(`${what}: ${e.message}`));
-  const found = waitLine(child[from], regex, what);
-  // Keep the pipes drained: a full pipe would stop the process.
-  child.stdout.resume();
-  child.stderr.resume();
-  return found;
-}
-
-function pkiFiles() {
-  if (args.pki && existsSync(path.join(args.pki, 'server.pem'))) {
-    return { ca: readFileSync(path.join(args.pki, 'ca.pem'), 'utf8'), cert: path.join(args.pki, 'server.pem'), key: path.join(args.pki, 'server.key') };
-  }
-  const pki = h.makePki();
-  return { ca: pki.ca, cert: pki.file('server.pem'), key: pki.file('server.key') };
-}
-
-async function servers(pki) {
-  const tls = await start(args.serverBin, ['--cert', pki.cert, '--key', pki.key], 'test_server', /listening on 127\.0\.0\.1:(\d+)\r?\n/);
-  const plain = await start(process.execPath, [path.join(root, 'bench/datapath/plain-server.mjs')], 'plain server', /listening on 127\.0\.0\.1:(\d+)\r?\n/);
-  const tlsTarget = `127.0.0.1:${tls[1]}`;
-  const plainTarget = `127.0.0.1:${plain[1]}`;
-  const relay = await start(
-    args.relayBin,
-    ['--listen', '127.0.0.1:0', '--allow-private', '--allow', tlsTarget, '--allow', plainTarget],
-    'relay',
-    /listening on (ws:\/\/\S+)\n/,
-    'stderr',
-  );
-  const s = { tlsTarget, plainTarget, relay: relay[1], wisp: `${relay[1]}/wisp/`, websockify: null };
-  try {
-    // websockify drops what it queues for the client when its target closes: its
-    // targets hold their close until the client's (bench/datapath/hold-forwarder.mjs).
-    const child = spawn(process.execPath, [path.join(root, 'bench/datapath/hold-forwarder.mjs'), tls[1], plain[1]], { stdio: ['ignore', 'pipe', 'pipe'] });
-    children.push(child);
-    const via = {};
-    await new Promise((resolve, reject) => {
-      let buf = '';
-      const timer = setTimeout(() => reject(new Error(`the forwarder said: ${buf}`)), 10000);
-      child.stdout.on('data', (d) => {
-        buf += d;
-        for (const m of buf.matchAll(/hold 127\.0\.0\.1:(\d+) via 127\.0\.0\.1:(\d+)\n/g)) via[m[1]] = Number(m[2]);
-        if (via[tls[1]] && via[plain[1]]) {
-          clearTimeout(timer);
-          resolve();
-        }
-      });
-    });
-    const [wt, wp] = [await h.websockify(via[tls[1]]), await h.websockify(via[plain[1]])];
-    children.push(wt.child, wp.child);
-    s.websockify = { tls: wt.url, plain: wp.url };
-  } catch (err) {
-    log(`no websockify: ${err.message}`);
-  }
-  return s;
-}
-
-// ---- the machine ----
-
-function versionOf(cmd, argv) {
-  return new Promise((resolve) => {
-    const c = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    c.stdout.on('data', (d) => (out += d));
-    c.stderr.on('data', (d) => (out += d));
-    c.on('error', () => resolve(null));
-    c.on('close', () => resolve(out.trim().split('\n')[0] || null));
-  });
-}
-
-async function machine() {
-  const cpus = os.cpus();
-  let osName = os.type();
-  try {
-    osName = /PRETTY_NAME="([^"]+)"/.exec(readFileSync('/etc/os-release', 'utf8'))[1];
-  } catch {}
-  return {
-    cpus: cpus.length,
-    cpuModel: cpus[0] ? cpus[0].model : '?',
-    memoryGiB: os.totalmem() / 2 ** 30,
-    os: osName,
-    node: process.version,
-    openssl: process.versions.openssl,
-    websockify: await versionOf('sh', ['-c', 'dpkg-query -W -f "\\${Version}" websockify 2>/dev/null']),
-    loadBefore: os.loadavg(),
-  };
-}
 
 // ---- running rows, timed, with the CPU each process used ----
 
@@ -643,8 +535,8 @@ try {
   out.pkgDir = args.pkg;
   args.pkg = snapshot;
   out.machine = await machine();
-  const pki = pkiFiles();
-  const s = await servers(pki);
+  const pki = pkiFiles(args.pki);
+  const s = await servers(pki, args);
   out.servers = { relay: s.relay, websockify: Boolean(s.websockify) };
   if (!args.only || args.only === 'chromium') await chromiumPart(s, pki, out);
   if (!args.only || args.only === 'node') await nodePart(s, pki, out);
