@@ -52,7 +52,14 @@ pub fn build(root: &Path) -> Result<(), String> {
     let out = root.join("target/wasi");
     std::fs::create_dir_all(&out).map_err(|err| format!("{}: {err}", out.display()))?;
     for manifest in CRATES {
-        run(&mut wasi_cargo(root, manifest, &["build"]))?;
+        // The provider's lock file also pins the root crate's dependencies: a change to
+        // them makes `--locked` fail until it is refreshed.
+        run(&mut wasi_cargo(root, manifest, &["build"])).map_err(|err| {
+            format!(
+                "{err} (if its Cargo.lock is stale: the same build without --locked \
+                 adds what changed; commit the lock file)"
+            )
+        })?;
     }
     let built = root.join("target/wasi-tls").join(TARGET).join("release");
     let provider = out.join("wasi-tls-provider.wasm");
