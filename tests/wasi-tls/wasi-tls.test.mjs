@@ -8,6 +8,9 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import net from 'node:net';
+import tls from 'node:tls';
 
 import { stopAll } from '../browser/harness.mjs';
 import * as servers from '../browser/servers.mjs';
@@ -22,6 +25,23 @@ let trusted; // { ROOTS_PEM: the anchor }: the provider's setting for the test C
 let sServer;
 let untrusted;
 let nginx;
+let truncating;
+
+/**
+ * A TLS server that answers and then cuts the TCP connection without close_notify: a
+ * client must not take the response for whole.
+ */
+function truncatingServer() {
+  const key = readFileSync(pki.file('server.key'));
+  const cert = readFileSync(pki.file('server.pem'));
+  const server = net.createServer((raw) => {
+    raw.on('error', () => {});
+    const secure = new tls.TLSSocket(raw, { isServer: true, key, cert });
+    secure.on('error', () => {});
+    secure.once('data', () => secure.write('HTTP/1.0 200 OK\r\n\r\ncut short', () => raw.destroy()));
+  });
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server)));
+}
 
 /** The body after the header's blank line. */
 function body(response) {
@@ -41,9 +61,11 @@ before(async () => {
   sServer = await fileServer(pki, 'server', { 'index.html': PAGE });
   untrusted = await fileServer(pki, 'untrusted', { 'index.html': PAGE });
   nginx = await servers.nginx(pki, { bigSize: BIG });
+  truncating = await truncatingServer();
 });
 
 after(async () => {
+  truncating?.close();
   await servers.stopServers();
   stopAll();
 });
@@ -97,6 +119,15 @@ describe('both refuse', () => {
     assert.match(host.stderr, /UnknownIssuer/);
     assert.equal(ours.code, 1, ours.stderr);
     assert.match(ours.stderr, /^error: certificate-unknown-issuer: .*wasm-tls untrusted test CA/m);
+  });
+
+  test('a response cut short (no close_notify)', TEST, async () => {
+    const args = [`127.0.0.1:${truncating.address().port}`, 'localhost', '/'];
+    const [host, ours] = await Promise.all([viaHost(pki, args), viaProvider(args, trusted)]);
+    assert.equal(host.code, 1, host.stderr);
+    assert.match(host.stderr, /close_notify/);
+    assert.equal(ours.code, 1, ours.stderr);
+    assert.match(ours.stderr, /^error: receiving: truncated: /m);
   });
 });
 

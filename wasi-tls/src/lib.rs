@@ -60,24 +60,28 @@ fn not_connected() -> Outcome {
     ))
 }
 
+/// The error of a second `send` or `receive` on one connector: its future is dropped at
+/// once, so it carries this.
+fn set_up_twice() -> Outcome {
+    Err(TlsError::misuse(
+        "send() or receive() was already called on this connector; call each once",
+    ))
+}
+
 impl ConnectorState {
     /// Sets up one direction: `input` in, a new stream out; refuses a second time.
     fn set_up(
         slot: &RefCell<Option<Direction>>,
         input: StreamReader<u8>,
-        name: &str,
     ) -> (StreamReader<u8>, FutureReader<Outcome>) {
-        let (output, output_reader) = wit_stream::new::<u8>();
-        let (outcome, outcome_reader) = wit_future::new::<Outcome>(not_connected);
         let mut slot = slot.borrow_mut();
-        if slot.is_some() {
-            // Dropping the new ends closes the stream; the future says why.
-            drop((input, output));
-            let message = format!("{name}() was already called on this connector");
-            let error = Err(TlsError::misuse(&message));
-            wit_bindgen::spawn_local(async move {
-                let _ = outcome.write(error).await;
-            });
+        let twice = slot.is_some();
+        let (output, output_reader) = wit_stream::new::<u8>();
+        let (outcome, outcome_reader) =
+            wit_future::new::<Outcome>(if twice { set_up_twice } else { not_connected });
+        if twice {
+            // Dropping the new ends closes the stream; the future's default says why.
+            drop((input, output, outcome));
         } else {
             *slot = Some(Direction {
                 input,
@@ -95,11 +99,11 @@ impl GuestConnector for ConnectorState {
     }
 
     fn send(&self, cleartext: StreamReader<u8>) -> (StreamReader<u8>, FutureReader<Outcome>) {
-        Self::set_up(&self.send, cleartext, "send")
+        Self::set_up(&self.send, cleartext)
     }
 
     fn receive(&self, ciphertext: StreamReader<u8>) -> (StreamReader<u8>, FutureReader<Outcome>) {
-        Self::set_up(&self.receive, ciphertext, "receive")
+        Self::set_up(&self.receive, ciphertext)
     }
 
     async fn connect(this: Connector, server_name: String) -> Result<(), Error> {
