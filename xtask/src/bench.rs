@@ -8,8 +8,9 @@
 //!
 //! Here the stages in order; in `bench/`: `run` (the hosts' builds and runs),
 //! `levers` (the speed levers), `machine` (machine facts and interference), `render`
-//! and `sections` (the report, with its prose in `benchmarks.md.in`) and `datapath`
-//! (the data path's benchmark, also `--only datapath`).
+//! and `sections` (the report, with its prose in `benchmarks.md.in`), `only` (`--only
+//! ID,…`: a few figures, printed) and `datapath` (the data path's benchmark, also
+//! `--only datapath`).
 
 use std::fs;
 use std::path::Path;
@@ -27,6 +28,7 @@ macro_rules! values {
 mod datapath;
 mod levers;
 mod machine;
+mod only;
 mod render;
 mod run;
 mod sections;
@@ -56,6 +58,15 @@ const BUILD_DIR: &str = "target/bench-build";
 const NATIVE_BENCH: &str = "target/bench-build/release/wasm-tls-bench";
 const WASM_BENCH: &str = "target/bench-build/wasm32-wasip2/wasm-release/wasm-tls-bench.wasm";
 
+/// Installs what the benchmarks need.
+fn install_for_bench(root: &Path) -> Result<(), String> {
+    install::apt(&["clang", "openssl", "chromium", "nodejs", "npm"])?;
+    install::for_pkg(root)?;
+    install::rustup_target("wasm32-wasip2")?;
+    install::wasmtime()?;
+    install::npm(root, "tests/browser")
+}
+
 /// What a run measured, for the report.
 #[derive(Default)]
 struct Results {
@@ -76,6 +87,9 @@ pub fn main(root: &Path, args: &[String]) -> Result<(), String> {
     if let Some(result) = datapath::only(root, args) {
         return result;
     }
+    if let Some(ids) = only::figures(args) {
+        return only::run_figures(root, ids);
+    }
     let started = Instant::now();
     let with_levers = !args.iter().any(|a| a == "--no-levers");
     let load_before = load_average();
@@ -84,13 +98,7 @@ pub fn main(root: &Path, args: &[String]) -> Result<(), String> {
     let mut stages = Stages::new("bench: ");
 
     stages
-        .run("install", || {
-            install::apt(&["clang", "openssl", "chromium", "nodejs", "npm"])?;
-            install::for_pkg(root)?;
-            install::rustup_target("wasm32-wasip2")?;
-            install::wasmtime()?;
-            install::npm(root, "tests/browser")
-        })
+        .run("install", || install_for_bench(root))
         .ok_or("cannot install what the benchmarks need")?;
     stages
         .run("certificates and inputs", || run::inputs(&dir))

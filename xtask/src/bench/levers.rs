@@ -114,16 +114,10 @@ fn lever_key(name: &str) -> String {
     name.replace(' ', "-")
 }
 
-/// Builds the bench page and the package's wasm (through `pkg::build_wasm_variant`, the
-/// function `cargo xtask build-pkg` builds with) with one lever, in the lever's target
-/// directory. The page goes to target/bench/variants/ID/web (and web-raw, not through
-/// wasm-opt, if `raw`). Returns the package's gzipped wasm, and without wasm-opt if `raw`.
-pub fn build_variant(
-    root: &Path,
-    dir: &Path,
-    l: &Lever,
-    raw: bool,
-) -> Result<(u64, Option<u64>), String> {
+/// Builds the bench page with one lever, in the lever's target directory, into
+/// `dir`/variants/ID/web (and web-raw, not through wasm-opt, if `raw`); returns
+/// `dir`/variants/ID.
+pub fn build_page(root: &Path, dir: &Path, l: &Lever, raw: bool) -> Result<PathBuf, String> {
     let target_dir = root.join(target_dir_of(l));
     let mut page = cargo(&[
         "build",
@@ -150,6 +144,20 @@ pub fn build_variant(
         raw.then(|| out.join("web-raw")).as_deref(),
         l.simd,
     )?;
+    Ok(out)
+}
+
+/// Builds the bench page (see [`build_page`]) and the package's wasm (through
+/// `pkg::build_wasm_variant`, the function `cargo xtask build-pkg` builds with) with one
+/// lever. Returns the package's gzipped wasm, and without wasm-opt if `raw`.
+pub fn build_variant(
+    root: &Path,
+    dir: &Path,
+    l: &Lever,
+    raw: bool,
+) -> Result<(u64, Option<u64>), String> {
+    let out = build_page(root, dir, l, raw)?;
+    let target_dir = root.join(target_dir_of(l));
     let package = |sub: &str, no_wasm_opt: bool| {
         let variant = pkg::Variant {
             env: l.env,
