@@ -105,17 +105,20 @@ function patchedWasmtime(pki) {
   return copy;
 }
 
-/** openssl s_server -WWW serving `files` ({ name: content }) with the given leaf. */
+/** openssl s_server -WWW serving `files` ({ name: content }) with the given leaf; its stdout in `child.stdoutText`. */
 export async function fileServer(pki, leaf, files, extra = []) {
   for (const [name, content] of Object.entries(files)) writeFileSync(path.join(pki.dir, 'www', name), content);
   const port = await freePort();
   const child = track(
     spawn('openssl', ['s_server', '-quiet', '-WWW', '-accept', `127.0.0.1:${port}`, '-cert', pki.file(`${leaf}.pem`), '-key', pki.file(`${leaf}.key`), ...extra], {
       cwd: path.join(pki.dir, 'www'),
-      stdio: ['ignore', 'ignore', 'pipe'],
+      stdio: ['ignore', 'pipe', 'pipe'],
     }),
     's_server',
   );
+  // What it prints (the TLS messages, with -msg).
+  child.stdoutText = '';
+  child.stdout.on('data', (d) => (child.stdoutText += d));
   await waitForPort(port, child);
   return { port, child };
 }

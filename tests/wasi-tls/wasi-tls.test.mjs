@@ -80,6 +80,23 @@ describe('the same response from the host and from the composed provider', () =>
     assert.deepEqual(ourOut, hostOut);
   });
 
+  test('closing the request stream first sends close_notify; the response still comes', TEST, async () => {
+    const server = await fileServer(pki, 'server', { 'half.html': PAGE }, ['-msg']);
+    const args = [`127.0.0.1:${server.port}`, 'localhost', '/half.html'];
+    // How many close_notify alerts s_server has read (it prints them as it reads them).
+    const received = async (expected) => {
+      const count = () => (server.child.stdoutText.match(/^<<< TLS 1\.3, Alert \[length 0002\], warning close_notify$/gm) || []).length;
+      for (let i = 0; i < 40 && count() < expected; i++) await new Promise((r) => setTimeout(r, 50));
+      return count();
+    };
+    const host = succeeded(await viaHost(pki, args, { HALF_CLOSE: '1' }), 'the host (-S tls)');
+    assert.equal(await received(1), 1, 'the host sent no close_notify');
+    const ours = succeeded(await viaProvider(args, { ...trusted, HALF_CLOSE: '1' }), 'the composed provider');
+    assert.equal(await received(2), 2, 'the provider sent no close_notify');
+    assert.deepEqual(ours, host);
+    assert.equal(body(ours).toString(), PAGE);
+  });
+
   test('nginx: its page, TLS 1.3', TEST, async () => {
     const args = [`127.0.0.1:${nginx.port}`, 'localhost', '/'];
     const [host, ours] = await Promise.all([viaHost(pki, args), viaProvider(args, trusted)]);

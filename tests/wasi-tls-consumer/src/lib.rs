@@ -6,7 +6,8 @@
 //! Arguments: `<ipv4>:<port> <server-name> [path]`. Exit status 1, with the error's
 //! `to-debug-string` on stderr, when the connection fails. With `TIMING` in the
 //! environment it also prints, on stderr, how long `connect` (the handshake) and the
-//! response took, for the figures in docs/benchmarks.md.
+//! response took, for the figures in docs/benchmarks.md. With `HALF_CLOSE` it ends its
+//! side (close_notify) right after the request, before reading the response.
 
 use std::io::Write;
 use std::net::SocketAddrV4;
@@ -94,6 +95,12 @@ async fn fetch(target: &str, server_name: &str, path: &str) -> Result<Vec<u8>, S
     let get = format!("GET {path} HTTP/1.0\r\nHost: {server_name}\r\n\r\n");
     if !request.write_all(get.into_bytes()).await.is_empty() {
         return Err("the connection stopped taking the request".into());
+    }
+    // With HALF_CLOSE, the request stream ends before the response is read: the
+    // connection sends close_notify first and the response still arrives.
+    let mut request = Some(request);
+    if std::env::var_os("HALF_CLOSE").is_some() {
+        request = None;
     }
     let body = response.collect().await;
     if std::env::var_os("TIMING").is_some() {
