@@ -243,46 +243,28 @@ pub fn run_all(
     (rows, result)
 }
 
-/// A figure of the levers' table: `key` names it in the code, `list`, `id` and `field`
-/// find it in a host's report, `label` names it in the summary.
-struct LeverFigure {
-    key: &'static str,
-    list: &'static str,
-    id: &'static str,
-    field: &'static str,
-    label: &'static str,
-    higher_is_better: bool,
-}
-
-const fn figure(
-    key: &'static str,
-    list: &'static str,
-    id: &'static str,
-    field: &'static str,
-    label: &'static str,
-    higher_is_better: bool,
-) -> LeverFigure {
-    LeverFigure {
-        key,
-        list,
-        id,
-        field,
-        label,
-        higher_is_better,
-    }
-}
+/// A figure of the levers' table: its key in the code, the list, id and field that find
+/// it in a host's report, its label in the summary, and whether higher is better.
+type LeverFigure = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    bool,
+);
 
 // A table: one figure a line.
 #[rustfmt::skip]
 const FIGURES: &[LeverFigure] = &[
-    figure("full", "handshakes", "tls13-ecdsa-full", "client_us", "full handshake", false),
-    figure("resumed", "handshakes", "tls13-ecdsa-resumed", "client_us", "resumed handshake", false),
-    figure("p256", "primitives", "p256-verify", "value", "P-256 verify", false),
-    figure("x25519", "primitives", "x25519", "value", "X25519", false),
-    figure("aes-d", "bulk", "bulk-aes128gcm", "decrypt_mbps", "AES-128-GCM decrypt", true),
-    figure("aes-e", "bulk", "bulk-aes128gcm", "encrypt_mbps", "AES-128-GCM encrypt", true),
-    figure("cha-d", "bulk", "bulk-chacha20", "decrypt_mbps", "ChaCha20-Poly1305 decrypt", true),
-    figure("cha-e", "bulk", "bulk-chacha20", "encrypt_mbps", "ChaCha20-Poly1305 encrypt", true),
+    ("full", "handshakes", "tls13-ecdsa-full", "client_us", "full handshake", false),
+    ("resumed", "handshakes", "tls13-ecdsa-resumed", "client_us", "resumed handshake", false),
+    ("p256", "primitives", "p256-verify", "value", "P-256 verify", false),
+    ("x25519", "primitives", "x25519", "value", "X25519", false),
+    ("aes-d", "bulk", "bulk-aes128gcm", "decrypt_mbps", "AES-128-GCM decrypt", true),
+    ("aes-e", "bulk", "bulk-aes128gcm", "encrypt_mbps", "AES-128-GCM encrypt", true),
+    ("cha-d", "bulk", "bulk-chacha20", "decrypt_mbps", "ChaCha20-Poly1305 decrypt", true),
+    ("cha-e", "bulk", "bulk-chacha20", "encrypt_mbps", "ChaCha20-Poly1305 encrypt", true),
 ];
 
 /// §6 of the report.
@@ -296,15 +278,15 @@ pub fn section(t: &Template, r: &Results, with_levers: bool) -> String {
     let runs = runs.unwrap_or(&Value::Null);
     // A figure of a lever: its median and each pass's value.
     let fig = |name: &str, key: &str| {
-        let figure = FIGURES.iter().find(|f| f.key == key)?;
-        let f = runs[lever_key(name)][figure.list].by_id(figure.id);
-        let passes: Vec<Option<f64>> = f[format!("passes_{}", figure.field)]
+        let &(_, list, id, field, _, _) = FIGURES.iter().find(|f| f.0 == key)?;
+        let f = runs[lever_key(name)][list].by_id(id);
+        let passes: Vec<Option<f64>> = f[format!("passes_{field}")]
             .as_array()
             .map_or(&[][..], Vec::as_slice)
             .iter()
             .map(Value::as_f64)
             .collect();
-        Some((f[figure.field].as_f64(), passes))
+        Some((f[field].as_f64(), passes))
     };
     // The change against the baseline: the median over passes of the ratio within
     // each pass (the builds ran one after the other in every pass).
@@ -363,15 +345,14 @@ pub fn section(t: &Template, r: &Results, with_levers: bool) -> String {
         };
         let mut changes: Vec<String> = FIGURES
             .iter()
-            .filter_map(|f| {
-                let p = paired(&l.name, &b.name, f.key)?;
+            .filter_map(|&(key, _, _, _, label, higher_is_better)| {
+                let p = paired(&l.name, &b.name, key)?;
                 if p.abs() < 0.10 {
                     return None;
                 }
-                let better = (p > 0.0) == f.higher_is_better;
+                let better = (p > 0.0) == higher_is_better;
                 Some(format!(
-                    "{} {:+.0}% ({})",
-                    f.label,
+                    "{label} {:+.0}% ({})",
                     p * 100.0,
                     if better { "better" } else { "worse" }
                 ))
