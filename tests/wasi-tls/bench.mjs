@@ -11,7 +11,7 @@
 
 import { stopAll } from '../browser/harness.mjs';
 import * as servers from '../browser/servers.mjs';
-import { makeAnchorPki, viaHost, viaProvider } from './fixtures.mjs';
+import { makeAnchorPki, removeAnchorPki, viaHost, viaProvider } from './fixtures.mjs';
 
 function option(name, fallback) {
   const at = process.argv.indexOf(name);
@@ -68,4 +68,5 @@ try {
 } finally {
   await servers.stopServers();
   stopAll();
+  removeAnchorPki(pki);
 }

@@ -12,7 +12,7 @@
 // through its setting; verification stays on everywhere.
 
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync, chmodSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 
@@ -72,6 +72,11 @@ mkdir www
   const pki = { dir, file: (n) => path.join(dir, n), anchor: readFileSync(path.join(dir, 'anchor.pem'), 'utf8') };
   pki.wasmtimeForHost = patchedWasmtime(pki);
   return pki;
+}
+
+/** Removes the test PKI's directory (the servers using it stopped first). */
+export function removeAnchorPki(pki) {
+  if (pki) rmSync(pki.dir, { recursive: true, force: true });
 }
 
 /** A client certificate (PEM texts), issued by the untrusted CA (`caFile`). */

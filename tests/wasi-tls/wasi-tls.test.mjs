@@ -14,7 +14,7 @@ import tls from 'node:tls';
 
 import { stopAll } from '../browser/harness.mjs';
 import * as servers from '../browser/servers.mjs';
-import { clientCertificate, fileServer, makeAnchorPki, viaHost, viaProvider } from './fixtures.mjs';
+import { clientCertificate, fileServer, makeAnchorPki, removeAnchorPki, viaHost, viaProvider } from './fixtures.mjs';
 
 const TEST = { timeout: 90000 };
 const PAGE = 'hello over wasi:tls\n';
@@ -68,6 +68,7 @@ after(async () => {
   truncating?.close();
   await servers.stopServers();
   stopAll();
+  removeAnchorPki(pki);
 });
 
 describe('the same response from the host and from the composed provider', () => {
