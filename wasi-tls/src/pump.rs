@@ -104,9 +104,10 @@ pub async fn connect(server_name: &str, send: Direction, receive: Direction) -> 
     // The alert that tells the server why, or the client's last flight.
     let flushed = shared.flush().await;
     let outcome = if transport_gone || !flushed && shared.state() == PipeState::Open {
-        Err(TlsError::transport(
+        // The core's own failure, if any, says more than the transport's end.
+        shared.failure_or(Err(TlsError::transport(
             "the ciphertext stream was closed during the handshake; keep the transport open until connect() returns",
-        ))
+        )))
     } else {
         shared.failure_or(Ok(()))
     };
