@@ -185,11 +185,12 @@ impl TlsPipe {
         Ok(total - data.len())
     }
 
-    /// Queues `close_notify`: no more writes; the peer's data may still arrive. During
-    /// the handshake there is nothing to close: it fails with [`Error::InvalidState`]
-    /// and the host closes the transport instead.
+    /// Queues `close_notify`: no more writes; the peer's data may still arrive. After
+    /// the peer's own `close_notify` it is the reply that RFC 8446 §6.1 asks for before
+    /// the transport closes. During the handshake there is nothing to close: it fails
+    /// with [`Error::InvalidState`] and the host closes the transport instead.
     pub fn close(&mut self) -> Result<(), Error> {
-        if self.write_closed || self.is_finished() {
+        if self.write_closed || self.state == PipeState::Failed {
             self.write_closed = true;
             return Ok(());
         }

@@ -1513,6 +1513,18 @@ mod pipe {
         assert_eq!(plaintext, b"last words");
         assert_eq!(pipe.state(), PipeState::Closed);
         assert!(pipe.error().is_none());
+        // Our close_notify answers theirs (RFC 8446 §6.1), and the server reads it.
+        pipe.take_ciphertext();
+        pipe.close().expect("close after the peer's close_notify");
+        let reply = pipe.take_ciphertext();
+        assert!(!reply.is_empty(), "no close_notify in reply");
+        server.receive(&reply);
+        let mut rest = Vec::new();
+        let read = server.0.reader().read_to_end(&mut rest);
+        assert!(
+            read.is_ok(),
+            "the server did not see a clean close: {read:?}"
+        );
 
         let (mut pipe, mut server) = open_pair();
         server.0.writer().write_all(b"cut").expect("server write");

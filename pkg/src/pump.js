@@ -187,7 +187,11 @@ export class Pump {
     }
     if (step.plaintext) this.app.deliver(step.plaintext);
     if (step.state !== this.state) {
+      const peerClosed = step.state === 'closed' && this.state === 'open';
       this.state = step.state;
+      // The peer's close_notify gets ours before the transport closes (RFC 8446 §6.1);
+      // after our own close it is already sent, and close() adds nothing.
+      if (peerClosed) this.sendCloseReply();
       if (step.state === 'closed' || step.state === 'failed') this.stop();
       this.app.onState(step.state, step);
       if (step.state === 'open') this.pumpWrites();
@@ -244,6 +248,15 @@ export class Pump {
   closeWrite() {
     if (this.stopped || !this.pipe || this.state !== 'open') return;
     this.apply(guard(() => this.pipe.close()));
+  }
+
+  sendCloseReply() {
+    try {
+      const reply = this.pipe.close();
+      if (reply.ciphertext) this.transport.send(reply.ciphertext);
+    } catch {
+      // The connection is over either way; the reply is a courtesy.
+    }
   }
 
   /** Rejects the writes not yet taken. */
