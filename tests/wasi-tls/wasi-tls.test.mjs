@@ -98,6 +98,22 @@ describe('the same response from the host and from the composed provider', () =>
     assert.equal(body(ours).toString(), PAGE);
   });
 
+  test('the server closing first gets close_notify back from both', TEST, async () => {
+    const server = await fileServer(pki, 'server', { 'first.html': PAGE }, ['-msg']);
+    const args = [`127.0.0.1:${server.port}`, 'localhost', '/first.html'];
+    const count = () => (server.child.stdoutText.match(/^<<< TLS 1\.3, Alert \[length 0002\], warning close_notify$/gm) || []).length;
+    const received = async (expected) => {
+      for (let i = 0; i < 40 && count() < expected; i++) await new Promise((r) => setTimeout(r, 50));
+      return count();
+    };
+    const host = succeeded(await viaHost(pki, args), 'the host (-S tls)');
+    assert.equal(await received(1), 1, 'the host did not answer close_notify');
+    const ours = succeeded(await viaProvider(args, trusted), 'the composed provider');
+    assert.equal(await received(2), 2, 'the provider did not answer close_notify');
+    assert.equal(body(ours).toString(), PAGE);
+    assert.deepEqual(ours, host);
+  });
+
   test('nginx: its page, TLS 1.3', TEST, async () => {
     const args = [`127.0.0.1:${nginx.port}`, 'localhost', '/'];
     const [host, ours] = await Promise.all([viaHost(pki, args), viaProvider(args, trusted)]);
