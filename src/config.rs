@@ -17,6 +17,7 @@ use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureSc
 
 use crate::certinfo::CertificateSummary;
 use crate::error::Error;
+use crate::signature_cache::SignatureCache;
 
 thread_local! {
     /// Why the last verification on this thread failed with `UnknownIssuer`. rustls sends
@@ -150,6 +151,8 @@ fn push_hex(out: &mut String, bytes: &[u8]) {
 #[derive(Debug)]
 struct ExplainingVerifier {
     inner: Arc<WebPkiServerVerifier>,
+    /// Certificate signatures this configuration has verified.
+    signatures: Arc<SignatureCache>,
 }
 
 impl ExplainingVerifier {
@@ -191,13 +194,16 @@ impl ServerCertVerifier for ExplainingVerifier {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        let result = self.inner.verify_server_cert(
-            end_entity,
-            intermediates,
-            server_name,
-            ocsp_response,
-            now,
-        );
+        let result = {
+            let _cache = self.signatures.activate();
+            self.inner.verify_server_cert(
+                end_entity,
+                intermediates,
+                server_name,
+                ocsp_response,
+                now,
+            )
+        };
         let explanation = match &result {
             Err(rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer)) => {
                 Some(self.explain(end_entity, intermediates))
@@ -506,7 +512,10 @@ impl ConfigBuilder {
         let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
             .build()
             .map_err(|err| Error::invalid_config(format!("verifier: {err}")))?;
-        let verifier = Arc::new(ExplainingVerifier { inner: webpki });
+        let verifier = Arc::new(ExplainingVerifier {
+            inner: webpki,
+            signatures: Arc::default(),
+        });
 
         let versions: Vec<&'static rustls::SupportedProtocolVersion> = [
             (TlsVersion::Tls12, &rustls::version::TLS12),

@@ -14,9 +14,12 @@ use rustls::crypto::{ActiveKeyExchange, CompletedKeyExchange, SharedSecret, Supp
 use rustls::ffdhe_groups::FfdheGroup;
 use rustls::{Error, NamedGroup, PeerMisbehaved, ProtocolVersion};
 
-/// The X25519MLKEM768 group (codepoint 0x11EC), for a provider's `kx_groups`, before
-/// [`rustls::crypto::ring::kx_group::X25519`] so that X25519 goes in the same ClientHello.
-pub(crate) static X25519MLKEM768: &dyn SupportedKxGroup = &X25519MlKem768;
+/// The X25519MLKEM768 key exchange (codepoint 0x11EC) as a rustls key-exchange group:
+/// what the client offers first (see
+/// [`ConfigBuilder::post_quantum`](crate::ConfigBuilder::post_quantum)). In a provider's
+/// `kx_groups` it goes before X25519, so that X25519's share rides in the same
+/// ClientHello. It serves a rustls server too (the benchmarks' in-memory server uses it).
+pub static X25519MLKEM768: &dyn SupportedKxGroup = &X25519MlKem768;
 
 /// X25519's share and secret length.
 const X25519_LEN: usize = 32;

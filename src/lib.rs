@@ -36,6 +36,7 @@ mod kx;
 mod options;
 mod pipe;
 mod roots;
+mod signature_cache;
 mod signatures;
 mod stream;
 
@@ -50,6 +51,7 @@ pub use config::{Clock, Config, ConfigBuilder, FixedClock, KeyLogSink, SystemClo
 pub use connection::{Shutdown, Status, TlsClient, BUFFER_LIMIT};
 pub use error::{Error, SslError};
 pub use info::HandshakeInfo;
+pub use kx::X25519MLKEM768;
 pub use options::{register_bundled_roots, ClientAuthPem, ConfigOptions, SHARED_CONFIGS};
 pub use pipe::{PipeState, TlsPipe};
 #[cfg(feature = "bundled-roots")]

@@ -14,6 +14,8 @@ use rustls::pki_types::{
 use rustls::SignatureScheme;
 use webpki::ring as ring_algs;
 
+use crate::signature_cache::Cached;
+
 /// The hash an ECDSA signature is made over.
 #[derive(Debug, Clone, Copy)]
 enum Hash {
@@ -131,30 +133,32 @@ pub(crate) static ECDSA_P521_SHA512: &dyn Algorithm = &Ecdsa {
     hash: Hash::Sha512,
 };
 
-/// ring's algorithms and ours, for certificate signatures (`all`) and for the handshake
-/// signature (`mapping`). In TLS 1.3 a scheme names its curve and rustls uses only the
-/// first algorithm of its entry; in TLS 1.2 it tries each, whatever the key's curve.
+/// ring's algorithms and ours, for certificate signatures (`all`, which look up the
+/// configuration's cache of verified signatures: see [`crate::signature_cache`]) and for
+/// the handshake signature (`mapping`, never cached). In TLS 1.3 a scheme names its
+/// curve and rustls uses only the first algorithm of its entry; in TLS 1.2 it tries
+/// each, whatever the key's curve.
 pub(crate) static SUPPORTED: WebPkiSupportedAlgorithms = WebPkiSupportedAlgorithms {
     all: &[
-        ring_algs::ECDSA_P256_SHA256,
-        ring_algs::ECDSA_P256_SHA384,
-        ECDSA_P256_SHA512,
-        ring_algs::ECDSA_P384_SHA256,
-        ring_algs::ECDSA_P384_SHA384,
-        ECDSA_P384_SHA512,
-        ECDSA_P521_SHA256,
-        ECDSA_P521_SHA384,
-        ECDSA_P521_SHA512,
-        ring_algs::ED25519,
-        ring_algs::RSA_PSS_2048_8192_SHA256_LEGACY_KEY,
-        ring_algs::RSA_PSS_2048_8192_SHA384_LEGACY_KEY,
-        ring_algs::RSA_PSS_2048_8192_SHA512_LEGACY_KEY,
-        ring_algs::RSA_PKCS1_2048_8192_SHA256,
-        ring_algs::RSA_PKCS1_2048_8192_SHA384,
-        ring_algs::RSA_PKCS1_2048_8192_SHA512,
-        ring_algs::RSA_PKCS1_2048_8192_SHA256_ABSENT_PARAMS,
-        ring_algs::RSA_PKCS1_2048_8192_SHA384_ABSENT_PARAMS,
-        ring_algs::RSA_PKCS1_2048_8192_SHA512_ABSENT_PARAMS,
+        &Cached(&ring_algs::ECDSA_P256_SHA256),
+        &Cached(&ring_algs::ECDSA_P256_SHA384),
+        &Cached(&ECDSA_P256_SHA512),
+        &Cached(&ring_algs::ECDSA_P384_SHA256),
+        &Cached(&ring_algs::ECDSA_P384_SHA384),
+        &Cached(&ECDSA_P384_SHA512),
+        &Cached(&ECDSA_P521_SHA256),
+        &Cached(&ECDSA_P521_SHA384),
+        &Cached(&ECDSA_P521_SHA512),
+        &Cached(&ring_algs::ED25519),
+        &Cached(&ring_algs::RSA_PSS_2048_8192_SHA256_LEGACY_KEY),
+        &Cached(&ring_algs::RSA_PSS_2048_8192_SHA384_LEGACY_KEY),
+        &Cached(&ring_algs::RSA_PSS_2048_8192_SHA512_LEGACY_KEY),
+        &Cached(&ring_algs::RSA_PKCS1_2048_8192_SHA256),
+        &Cached(&ring_algs::RSA_PKCS1_2048_8192_SHA384),
+        &Cached(&ring_algs::RSA_PKCS1_2048_8192_SHA512),
+        &Cached(&ring_algs::RSA_PKCS1_2048_8192_SHA256_ABSENT_PARAMS),
+        &Cached(&ring_algs::RSA_PKCS1_2048_8192_SHA384_ABSENT_PARAMS),
+        &Cached(&ring_algs::RSA_PKCS1_2048_8192_SHA512_ABSENT_PARAMS),
     ],
     mapping: &[
         (

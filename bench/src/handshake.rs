@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use rustls::server::ServerSessionMemoryCache;
 use rustls::{ServerConfig, ServerConnection};
 use serde::Serialize;
 use wasm_tls::TlsClient;
@@ -10,7 +11,7 @@ use wasm_tls::TlsClient;
 use crate::clock::{now_us, Stopwatch};
 use crate::median;
 use crate::pair::{connect, handshake_all, Pair};
-use crate::pki::{client_config, Identity};
+use crate::pki::Identity;
 
 /// One handshake figure.
 #[derive(Debug, Serialize)]
@@ -36,6 +37,40 @@ pub struct Scenario<'a> {
     pub identity: &'a Identity,
     pub server: Arc<ServerConfig>,
     pub tls12_only: bool,
+    /// Whether the client offers X25519MLKEM768 (a server from [`post_quantum_server`]
+    /// takes it; others take the X25519 share sent beside it).
+    pub post_quantum: bool,
+    /// A new client configuration for each handshake, so that none finds the
+    /// certificate's signature in its configuration's cache of verified signatures.
+    pub fresh_configs: bool,
+}
+
+/// The client's configuration for `sc`: its root only, resumption on or off.
+fn client_config(sc: &Scenario<'_>, resumption: bool) -> Result<wasm_tls::Config, String> {
+    let mut builder = wasm_tls::Config::builder("localhost")
+        .without_bundled_roots()
+        .add_root_der(&sc.identity.root_der)
+        .resumption(resumption)
+        .post_quantum(sc.post_quantum);
+    if sc.tls12_only {
+        builder = builder.max_version(wasm_tls::TlsVersion::Tls12);
+    }
+    builder.build().map_err(|e| format!("client config: {e}"))
+}
+
+/// A TLS 1.3 rustls server on ring with the client's X25519MLKEM768 first among its
+/// groups. Its session cache holds every ticket a benchmark issues.
+pub fn post_quantum_server(id: &Identity) -> Result<Arc<ServerConfig>, String> {
+    let mut provider = rustls::crypto::ring::default_provider();
+    provider.kx_groups.insert(0, wasm_tls::X25519MLKEM768);
+    let mut config = ServerConfig::builder_with_provider(Arc::new(provider))
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|e| format!("server versions: {e}"))?
+        .with_no_client_auth()
+        .with_single_cert(id.chain.clone(), id.key.clone_key())
+        .map_err(|e| format!("server certificate: {e}"))?;
+    config.session_storage = ServerSessionMemoryCache::new(8192);
+    Ok(Arc::new(config))
 }
 
 /// Runs `rounds` rounds of `n` handshakes each, after one untimed round (so that caches
@@ -55,13 +90,17 @@ pub fn measure(
         let configs = if resumed {
             (0..n)
                 .map(|_| {
-                    let config = client_config(sc.identity, sc.tls12_only, true)?;
+                    let config = client_config(sc, true)?;
                     connect(&config, &sc.server)?;
                     Ok(config)
                 })
                 .collect::<Result<Vec<_>, String>>()?
+        } else if sc.fresh_configs {
+            (0..n)
+                .map(|_| client_config(sc, false))
+                .collect::<Result<Vec<_>, String>>()?
         } else {
-            vec![client_config(sc.identity, sc.tls12_only, false)?]
+            vec![client_config(sc, false)?]
         };
 
         let mut client = Stopwatch::default();

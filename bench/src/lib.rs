@@ -187,6 +187,8 @@ pub fn run(input: &Input) -> Report {
             identity,
             server,
             tls12_only,
+            post_quantum: false,
+            fresh_configs: false,
         }),
         Err(e) => report.errors.push(format!("{id}: {e}")),
     };
@@ -213,8 +215,38 @@ pub fn run(input: &Input) -> Report {
         tls12,
         true,
     );
+    // The same ECDSA handshake with nothing cached from an earlier one (a new
+    // configuration each time), and with X25519MLKEM768 negotiated.
+    if let Some(sc) = scenarios.first() {
+        let first = handshake::Scenario {
+            id: "tls13-ecdsa-first",
+            name:
+                "TLS 1.3, X25519, ECDSA P-256 chain, a new configuration each time (nothing cached)",
+            identity: sc.identity,
+            server: sc.server.clone(),
+            tls12_only: false,
+            post_quantum: false,
+            fresh_configs: true,
+        };
+        scenarios.push(first);
+    }
+    match handshake::post_quantum_server(&ecdsa) {
+        Ok(server) => scenarios.push(handshake::Scenario {
+            id: "tls13-ecdsa-pq",
+            name: "TLS 1.3, X25519MLKEM768, ECDSA P-256 chain",
+            identity: &ecdsa,
+            server,
+            tls12_only: false,
+            post_quantum: true,
+            fresh_configs: false,
+        }),
+        Err(e) => note(&mut report.errors, "tls13-ecdsa-pq", e),
+    }
     for sc in &scenarios {
         for resumed in [false, true] {
+            if resumed && sc.fresh_configs {
+                continue;
+            }
             let id = format!("{}-{}", sc.id, if resumed { "resumed" } else { "full" });
             if !input.wants("handshakes", &id) {
                 continue;

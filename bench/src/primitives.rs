@@ -1,6 +1,7 @@
 //! ring's primitives alone, to say what bounds the handshakes and the bulk figures:
 //! P-256 and RSA-2048 signature checks, an X25519 key generation and agreement, and the
-//! AEADs sealing 16 KiB records.
+//! AEADs sealing 16 KiB records. Beside them, the candidates and additions of the core:
+//! RustCrypto's P-256 verify, and the client's side of X25519MLKEM768.
 
 use ring::aead::{self, Aad, LessSafeKey, Nonce, UnboundKey};
 use ring::agreement::{self, EphemeralPrivateKey, UnparsedPublicKey as PeerKey};
@@ -95,6 +96,75 @@ pub fn measure(
                     public
                         .verify(MESSAGE, sig.as_ref())
                         .map_err(|_| "P-256 verify failed".to_string())
+                },
+            )
+        })());
+    }
+
+    // RustCrypto's verifier as the core would call it: parse the key and the DER
+    // signature, hash with ring, verify the prehash; every time, as a handshake would.
+    macro_rules! rustcrypto_p256 {
+        ($id:literal, $name:literal, $krate:ident) => {
+            if wants($id) {
+                push((|| {
+                    use $krate::ecdsa::signature::hazmat::PrehashVerifier;
+                    let key = EcdsaKeyPair::from_pkcs8(
+                        &signature::ECDSA_P256_SHA256_ASN1_SIGNING,
+                        pkcs8(ecdsa),
+                        &rng,
+                    )
+                    .map_err(|e| format!("P-256 key: {e}"))?;
+                    let sig = key.sign(&rng, MESSAGE).map_err(|e| e.to_string())?;
+                    let public = key.public_key().as_ref().to_vec();
+                    per_op($id, $name, n, rounds, || {
+                        let key = $krate::ecdsa::VerifyingKey::from_sec1_bytes(&public)
+                            .map_err(|e| e.to_string())?;
+                        let sig = $krate::ecdsa::Signature::from_der(sig.as_ref())
+                            .map_err(|e| e.to_string())?;
+                        let digest = ring::digest::digest(&ring::digest::SHA256, MESSAGE);
+                        key.verify_prehash(digest.as_ref(), &sig)
+                            .map_err(|_| "P-256 verify failed".to_string())
+                    })
+                })());
+            }
+        };
+    }
+    rustcrypto_p256!(
+        "p256-verify-rustcrypto-0.13",
+        "ECDSA P-256 SHA-256 verify, RustCrypto p256 0.13",
+        p256
+    );
+    rustcrypto_p256!(
+        "p256-verify-rustcrypto-0.14",
+        "ECDSA P-256 SHA-256 verify, RustCrypto p256 0.14 (basepoint table)",
+        p256_next
+    );
+
+    if wants("x25519mlkem768") {
+        push((|| {
+            // A server's share once (untimed); the client's side each time: X25519 and
+            // ML-KEM-768 key generation, then X25519 agreement and decapsulation.
+            let client = wasm_tls::X25519MLKEM768
+                .start()
+                .map_err(|e| e.to_string())?;
+            let server = wasm_tls::X25519MLKEM768
+                .start_and_complete(client.pub_key())
+                .map_err(|e| e.to_string())?;
+            per_op(
+                "x25519mlkem768",
+                "X25519MLKEM768 key generation and agreement (client)",
+                n,
+                rounds,
+                || {
+                    let client = wasm_tls::X25519MLKEM768
+                        .start()
+                        .map_err(|e| e.to_string())?;
+                    // Another key than the server encapsulated to: decapsulation does
+                    // the same work and yields another secret (implicit rejection).
+                    client
+                        .complete(&server.pub_key)
+                        .map(drop)
+                        .map_err(|e| e.to_string())
                 },
             )
         })());

@@ -280,6 +280,9 @@ fn handshakes(t: &Template, hosts: [&Value; 3]) -> String {
     for id in [
         "tls13-ecdsa-full",
         "tls13-ecdsa-resumed",
+        "tls13-ecdsa-first-full",
+        "tls13-ecdsa-pq-full",
+        "tls13-ecdsa-pq-resumed",
         "tls13-rsa-full",
         "tls13-rsa-resumed",
         "tls12-ecdsa-full",
@@ -374,7 +377,10 @@ fn handshakes(t: &Template, hosts: [&Value; 3]) -> String {
     let mut rows = String::new();
     for id in [
         "p256-verify",
+        "p256-verify-rustcrypto-0.13",
+        "p256-verify-rustcrypto-0.14",
         "x25519",
+        "x25519mlkem768",
         "rsa2048-verify",
         "aead-aes128gcm",
         "aead-aes256gcm",
