@@ -5,7 +5,7 @@
 // WebSocket echo server (the `ws` package) with a route that drops mid-message. nginx's
 // access log names each request's connection serial, to count TLS connections.
 
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
@@ -79,8 +79,10 @@ async function backend() {
       ws.on('message', (data, isBinary) => {
         const text = isBinary ? null : data.toString();
         if (text === 'close please') ws.close(4001, 'asked to');
+        else if (text === 'ping me') ws.ping('from the server');
         else ws.send(data, { binary: isBinary });
       });
+      ws.on('pong', (data) => ws.send(`pong:${data.toString()}`));
       ws.on('ping', (data) => {
         // Tell the client its ping arrived (the pong itself is automatic).
         ws.send(`ping:${data.toString()}`);
@@ -120,7 +122,7 @@ pid ${dir}/nginx.pid;
 error_log ${dir}/error.log info;
 events { worker_connections 512; }
 http {
-  log_format conns '$connection $server_port $server_protocol $request_method $uri $status';
+  log_format conns '$connection $server_port $server_protocol $request_method $uri $status $ssl_session_reused';
   access_log ${dir}/access.log conns;
   client_body_temp_path ${dir}/body;
   proxy_temp_path ${dir}/proxy;
@@ -175,8 +177,8 @@ http {
         .split('\n')
         .filter(Boolean)
         .map((line) => {
-          const [connection, port, protocol, method, uri, status] = line.split(' ');
-          return { connection: Number(connection), port: Number(port), protocol, method, uri, status: Number(status) };
+          const [connection, port, protocol, method, uri, status, reused] = line.split(' ');
+          return { connection: Number(connection), port: Number(port), protocol, method, uri, status: Number(status), resumed: reused === 'r' };
         });
     },
     async stop() {
@@ -188,14 +190,4 @@ http {
       rmSync(dir, { recursive: true, force: true });
     },
   };
-}
-
-/** Whether nginx and its HTTP/2 module are here (Debian's nginx has both). */
-export function haveNginx() {
-  try {
-    const r = spawnSync(nginxProgram(), ['-V'], { encoding: 'utf8' });
-    return /http_v2_module/.test(`${r.stdout}${r.stderr}`);
-  } catch {
-    return false;
-  }
 }

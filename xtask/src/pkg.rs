@@ -144,6 +144,46 @@ pub fn wasm_opt(root: &Path, wasm: &Path, simd: bool, names: bool) -> Result<(),
     run(cmd.arg(wasm).arg("-o").arg(wasm))
 }
 
+/// The HTTP entry point's own module (crate `http/`, `wasm-tls/http`): hyper and
+/// tungstenite over the package's sockets, bound into `out` as `wasm_tls_http*`. Its
+/// size is printed apart: only pages that import `wasm-tls/http` load it.
+pub fn build_http_wasm(root: &Path, out: &Path) -> Result<(), String> {
+    run(&mut cargo(&[
+        "build",
+        "-j2",
+        "--lib",
+        "--package",
+        "wasm-tls-http",
+        "--target",
+        "wasm32-unknown-unknown",
+        "--profile",
+        "wasm-release",
+    ]))?;
+    let built = root.join("target/wasm32-unknown-unknown/wasm-release/wasm_tls_http.wasm");
+    run(Command::new("wasm-bindgen")
+        .args([
+            "--target",
+            "web",
+            "--out-name",
+            "wasm_tls_http",
+            "--out-dir",
+        ])
+        .arg(out)
+        .arg(&built))?;
+    let wasm = out.join("wasm_tls_http_bg.wasm");
+    wasm_opt(root, &wasm, true, false)?;
+    let mut js = vec![out.join("wasm_tls_http.js"), out.join("http.js")];
+    js.extend(js_files(&out.join("src/http"))?);
+    eprintln!(
+        "wasm-tls/http adds: wasm {} bytes ({} gzipped), JS {} bytes ({} gzipped)",
+        file_len(&wasm)?,
+        gzip_len(&wasm)?,
+        js.iter().map(|p| file_len(p)).sum::<Result<u64, _>>()?,
+        js.iter().map(|p| gzip_len(p)).sum::<Result<u64, _>>()?,
+    );
+    Ok(())
+}
+
 pub fn build(root: &Path) -> Result<Sizes, String> {
     let out = root.join("pkg");
     build_wasm(root, &out, None, false)?;
@@ -151,7 +191,12 @@ pub fn build(root: &Path) -> Result<Sizes, String> {
     let roots = out.join("roots.bin");
     run(cargo(&["run", "-j2", "--quiet", "--example", "export_roots", "--"]).arg(&roots))?;
     let mut js = vec![out.join("wasm_tls.js"), out.join("index.js")];
-    js.extend(js_files(&out.join("src"))?);
+    // Not src/http/: a page that uses only sockets does not load the HTTP entry point.
+    js.extend(
+        js_files(&out.join("src"))?
+            .into_iter()
+            .filter(|p| !p.starts_with(out.join("src/http"))),
+    );
     let sizes = Sizes {
         wasm: file_len(&wasm)?,
         wasm_gz: gzip_len(&wasm)?,
@@ -173,6 +218,7 @@ pub fn build(root: &Path) -> Result<Sizes, String> {
         (page + sizes.roots_gz).div_ceil(1000),
         page.div_ceil(1000)
     );
+    build_http_wasm(root, &out)?;
     Ok(sizes)
 }
 

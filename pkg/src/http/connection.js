@@ -90,14 +90,13 @@ export class Connection {
 
   /** Ends the connection at once. */
   abort(reason) {
-    this.closed = true;
     this.socket.abort(asTlsError(reason || 'the HTTP connection was closed', 'aborted')).catch(() => {});
-    if (this.onclose) this.onclose(this);
+    this._ended();
   }
 
   /** Closes it cleanly (close_notify). */
   close() {
-    this.closed = true;
     this.socket.close().catch(() => {});
+    this._ended();
   }
 }

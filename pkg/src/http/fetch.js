@@ -233,7 +233,11 @@ export async function fetchOver(pool, input, init = {}) {
       if (redirects > 0) Object.defineProperty(response, 'redirected', { value: true });
       return response;
     }
-    await response.body?.cancel().catch(() => {});
+    // A short body is read, so that an HTTP/1.1 connection stays usable; a long one is
+    // cancelled (which closes it).
+    const length = Number(response.headers.get('content-length') ?? Infinity);
+    if (length <= 64 * 1024) await response.arrayBuffer().catch(() => {});
+    else await response.body?.cancel().catch(() => {});
     if (req.redirect === 'error') {
       throw new TlsError('too-many-redirects', `${url.href} redirects to ${location}, and redirect is 'error'`);
     }

@@ -1,0 +1,176 @@
+// wasm-tls/http end to end: fetch() and WebSocket from Node.js and headless Chromium,
+// through the relay (raw WebSocket and Wisp), to nginx over HTTP/2 and HTTP/1.1 (ALPN),
+// and to a WebSocket echo server behind nginx. nginx's access log counts the TLS
+// connections. Every scenario is in http-client.mjs, run the same way in both places.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { readdirSync } from 'node:fs';
+import path from 'node:path';
+import { WebSocket } from 'ws';
+import * as h from './harness.mjs';
+import * as scenarios from './http-client.mjs';
+import { httpServers, TEXT } from './http-servers.mjs';
+import * as http from '../../pkg/http.js';
+
+const BIG = 64 << 20;
+
+let pki;
+let servers;
+let relay;
+let web;
+let chromium;
+let page;
+
+before(async () => {
+  pki = h.makePki();
+  servers = await httpServers(pki, { bigSize: BIG });
+  relay = await h.wispRelay([servers.h2Port, servers.h1Port]);
+  // @noble/hashes for SHA-256 in the page, which has no incremental digest of its own.
+  const noble = path.join(h.root, 'tests/browser/node_modules/@noble/hashes/esm');
+  const extra = {};
+  for (const f of readdirSync(noble)) if (f.endsWith('.js')) extra[`/noble/${f}`] = path.join(noble, f);
+  web = await h.staticServer(extra);
+  chromium = await h.browser();
+  page = await chromium.newPage();
+  await page.goto(`${web.url}/`);
+  const imports = { '@noble/hashes/crypto': '/noble/crypto.js' };
+  await page.setContent(`<!doctype html><script type="importmap">${JSON.stringify({ imports })}</script>`);
+  await page.evaluate(async () => {
+    const [http, scenarios, { sha256 }] = await Promise.all([import('/pkg/http.js'), import('/tests/browser/http-client.mjs'), import('/noble/sha256.js')]);
+    const toHex = (b) => Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
+    globalThis.httpTests = {
+      http,
+      scenarios,
+      sha256: () => {
+        const h = sha256.create();
+        return { update: (b) => h.update(b), hex: () => toHex(h.digest()) };
+      },
+    };
+  });
+});
+
+after(async () => {
+  if (chromium) await chromium.close();
+  if (web) web.server.close();
+  if (servers) await servers.stop();
+  h.stopAll();
+});
+
+const nodeSha256 = () => {
+  const hash = createHash('sha256');
+  return { update: (b) => hash.update(b), hex: () => hash.digest('hex') };
+};
+
+function options(transport, extra = {}) {
+  return { ...(transport === 'wisp' ? { wisp: relay.wisp } : { relay: relay.url }), ca: pki.ca, bundledRoots: false, ...extra };
+}
+
+/** Runs `scenarios[name](http, options, ...args)` in Node.js or in the page. */
+async function run(where, name, transport, extra, ...args) {
+  if (where === 'node') return scenarios[name](http, { ...options(transport, extra), WebSocket }, ...args, nodeSha256);
+  return page.evaluate(([name, opts, args]) => globalThis.httpTests.scenarios[name](globalThis.httpTests.http, opts, ...args, globalThis.httpTests.sha256), [name, options(transport, extra), args]);
+}
+
+const origin = (port) => `https://127.0.0.1:${port}`;
+const connectionsFor = (port, from) => new Set(servers.accessLog().slice(from).filter((r) => r.port === port).map((r) => r.connection));
+
+for (const where of ['node', 'chromium']) {
+  for (const transport of ['raw', 'wisp']) {
+    // nginx proxies an HTTP/1.1 request body and its response at once only while they fit
+    // its buffers (Node's own https client stalls there too, from 2 MiB): a smaller echo.
+    for (const [protocol, portOf, echoBytes] of [
+      ['HTTP/2', () => servers.h2Port, 8 << 20],
+      ['HTTP/1.1', () => servers.h1Port, 512 << 10],
+    ]) {
+      test(`fetch in ${where} over ${transport}, ${protocol}: bodies, 64 MiB, gzip, redirects, abort`, async () => {
+        const port = portOf();
+        const r = await run(where, 'fetchScenarios', transport, {}, origin(port), echoBytes);
+        assert.equal(r.error, undefined, JSON.stringify(r.error));
+        assert.equal(r.root.value.text, protocol === 'HTTP/2' ? 'HTTP/2.0\n' : 'HTTP/1.1\n');
+        assert.equal(r.root.value.version, protocol);
+        assert.deepEqual(r.big, { status: 200, length: BIG, sha256: servers.bigSha256, ms: r.big.ms });
+        const b = r.bodies;
+        assert.deepEqual(b.string.value, { method: 'POST', length: 6, sha256: createHash('sha256').update('héllo').digest('hex'), contentType: 'text/plain;charset=UTF-8', header: 'string' });
+        assert.equal(b.bytes.value.length, 4);
+        assert.equal(b.arrayBuffer.value.length, 2);
+        assert.equal(b.blob.value.contentType, 'text/x-blob');
+        assert.equal(b.blob.value.sha256, createHash('sha256').update('blob body').digest('hex'));
+        assert.match(b.form.value.contentType, /^multipart\/form-data; boundary=/);
+        assert.equal(b.params.value.contentType, 'application/x-www-form-urlencoded;charset=UTF-8');
+        assert.equal(b.params.value.length, 'a=1&b=two'.length);
+        assert.deepEqual([b.stream.value.length, b.stream.value.sha256], [3 << 20, r.streamSha256]);
+        assert.deepEqual([b.request.value.method, b.request.value.header, b.request.value.length], ['PUT', 'request', 'from a Request'.length]);
+        assert.deepEqual([r.echo.status, r.echo.length, r.echo.sha256], [200, echoBytes, r.echo.expected]);
+        assert.equal(r.gzip.value.headers['content-encoding'], 'gzip');
+        assert.equal(r.gzip.value.text, TEXT);
+        assert.equal(r.deflate.value.headers['content-encoding'], 'deflate');
+        assert.equal(r.deflate.value.text, TEXT);
+        assert.deepEqual([r.redirects.value.status, r.redirects.value.text, r.redirects.value.redirected], [200, 'hello\n', true]);
+        assert.equal(r.redirects.value.url, `${origin(port)}/hello.txt`);
+        assert.deepEqual(r.manual.value, { status: 302, location: `${origin(port)}/redirect/2` });
+        assert.equal(r.redirectError.error.code, 'too-many-redirects');
+        assert.equal(r.loop.error.code, 'too-many-redirects');
+        assert.deepEqual([r.post303.value.method, r.post303.value.length], ['GET', 0]);
+        assert.deepEqual([r.post307.value.method, r.post307.value.length], ['POST', 'kept after 307'.length]);
+        assert.deepEqual(r.head.value, { status: 200, length: String(BIG), body: '' });
+        assert.equal(r.notFound.value, 404);
+        assert.ok(r.abortMidBody.got > 0 && r.abortMidBody.got < BIG);
+        assert.equal(r.abortMidBody.read.error.name, 'AbortError');
+        assert.equal(r.abortEarly.error.name, 'AbortError');
+        assert.equal(r.afterAbort.value.text, 'hello\n');
+      });
+    }
+
+    test(`fetch in ${where} over ${transport}: 100 concurrent requests share one HTTP/2 connection`, async () => {
+      const from = servers.accessLog().length;
+      const r = await run(where, 'concurrent', transport, {}, origin(servers.h2Port), 100);
+      assert.equal(r.error, undefined, JSON.stringify(r.error));
+      assert.deepEqual([r.ok, r.versions], [100, ['HTTP/2']]);
+      const rows = servers.accessLog().slice(from).filter((row) => row.port === servers.h2Port);
+      assert.equal(rows.length, 100);
+      assert.equal(connectionsFor(servers.h2Port, from).size, 1, 'one TLS connection');
+    });
+
+    test(`WebSocket in ${where} over ${transport}: text, binary, 16 MiB, ping/pong, close, a drop`, async () => {
+      const r = await run(where, 'webSocketScenarios', transport, {}, `wss://127.0.0.1:${servers.h1Port}`);
+      assert.equal(r.error, undefined, JSON.stringify(r.error));
+      assert.deepEqual(r.open, { type: 'open', protocol: 'chat' });
+      assert.deepEqual(r.text, { type: 'message', data: 'hello text' });
+      assert.deepEqual(r.binary, [0, 1, 2, 255]);
+      assert.deepEqual(r.big, { length: 16 << 20, sha256: r.bigExpected });
+      assert.ok(r.bufferedWhileSending >= 16 << 20, `bufferedAmount ${r.bufferedWhileSending} right after send()`);
+      assert.equal(r.bufferedAfter, 0);
+      assert.deepEqual(r.ping, { type: 'message', data: 'ping:are you there' });
+      assert.deepEqual(r.serverPing, { type: 'message', data: 'pong:from the server' });
+      assert.equal(r.blob, 'from a blob');
+      assert.deepEqual(r.serverClose, { type: 'close', code: 4001, reason: 'asked to', wasClean: true });
+      assert.equal(r.readyState, 3);
+      assert.deepEqual(r.clientClose, { type: 'close', code: 1000, reason: 'done here', wasClean: true });
+      assert.equal(r.dropOpen.type, 'open');
+      assert.equal(r.dropError.type, 'error');
+      assert.deepEqual(r.dropClose, { type: 'close', code: 1006, reason: '', wasClean: false });
+      assert.equal(r.dropMessages, 0);
+    });
+  }
+}
+
+test('HTTP/1.1 in Node.js: connections kept alive, bounded per origin, TLS sessions resumed', async () => {
+  const from = servers.accessLog().length;
+  const r = await scenarios.keepAlive(http, { ...options('wisp'), WebSocket }, origin(servers.h1Port));
+  assert.equal(r.error, undefined, JSON.stringify(r.error));
+  const rows = servers.accessLog().slice(from);
+  assert.equal(rows.length, 9);
+  // The three in a row on one connection; the six at once on at most two.
+  const connections = new Set(rows.map((row) => row.connection));
+  assert.equal(connections.size, 2, `connections: ${[...connections]}`);
+  assert.equal(rows.filter((row) => row.uri === '/hello.txt' && row.resumed).length > 0, true, 'the second connection resumed the TLS session');
+});
+
+test('fetch rejects with the socket\'s TlsError code when the certificate is not trusted', async () => {
+  for (const where of ['node', 'chromium']) {
+    const r = await run(where, 'tlsFailure', 'raw', { ca: undefined, bundledRoots: true }, origin(servers.h2Port));
+    assert.equal(r.error?.code, 'certificate-unknown-issuer', `${where}: ${JSON.stringify(r)}`);
+  }
+});
