@@ -109,11 +109,19 @@ fn print_figures(report: &Value) {
         .chain(report.get("memory").filter(|m| !m.is_null()));
     println!("Chromium:");
     for figure in figures {
-        let mut shown = figure.clone();
-        if let Some(fields) = shown.as_object_mut() {
-            fields.retain(|k, _| !k.starts_with("rounds"));
-        }
-        println!("  {shown}");
+        let Some(fields) = figure.as_object() else {
+            continue;
+        };
+        let shown: Vec<String> = fields
+            .iter()
+            .filter(|(k, _)| *k != "id" && !k.starts_with("rounds"))
+            .map(|(k, v)| match v.as_f64() {
+                Some(x) if v.is_f64() => format!("{k} {x:.1}"),
+                _ => format!("{k} {v}"),
+            })
+            .collect();
+        let id = figure["id"].as_str().unwrap_or("memory");
+        println!("  {id}: {}", shown.join(", "));
     }
     for e in report["errors"].as_array().into_iter().flatten() {
         println!("  error: {}", e.as_str().unwrap_or("?"));
