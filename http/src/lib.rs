@@ -7,6 +7,7 @@
 //! `body.rs`), tungstenite the WebSocket protocol (`websocket.rs`).
 
 #![cfg(all(target_arch = "wasm32", target_os = "unknown"))]
+#![forbid(unsafe_code)]
 
 mod body;
 mod client;
