@@ -13,7 +13,8 @@ mod common;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use common::{compiled_wasm, config_for, fresh_dir, path_str, OpensslServer};
 use rcgen::{
@@ -520,4 +521,50 @@ fn an_issuer_name_with_control_characters_is_escaped() {
         "{message}"
     );
     assert!(!message.chars().any(char::is_control), "{message:?}");
+}
+
+// ---- the cache of verified certificate signatures ----
+
+/// A clock the test moves.
+struct MovableClock(AtomicU64);
+
+impl wasm_tls::Clock for MovableClock {
+    fn now_unix_secs(&self) -> Option<u64> {
+        Some(self.0.load(Ordering::SeqCst))
+    }
+}
+
+#[test]
+fn a_cached_signature_still_has_its_dates_and_names_checked() {
+    let pki = &common::pki().ecdsa;
+    let in_2030 = common::unix_date(2030, 1, 1);
+    let clock = Arc::new(MovableClock(AtomicU64::new(in_2030)));
+    let config = config_for("localhost", &pki.root_pem)
+        .clock(clock.clone())
+        .build()
+        .expect("config");
+    let chain: Vec<&[u8]> = pki.leaf.chain_der.iter().map(Vec::as_slice).collect();
+    let verify = |leaf: &[u8], name: &str| config.verify_server_certificate(leaf, &chain, name);
+
+    // The first check verifies the signatures and remembers them; the next finds them.
+    verify(&pki.leaf.leaf_der, "localhost").expect("a valid chain");
+    verify(&pki.leaf.leaf_der, "localhost").expect("the same chain again");
+    let err = verify(&pki.leaf.leaf_der, "other.example").expect_err("names are checked");
+    assert_eq!(err.code(), "certificate-name-mismatch", "{err}");
+    clock
+        .0
+        .store(common::unix_date(2100, 6, 1), Ordering::SeqCst);
+    let err = verify(&pki.leaf.leaf_der, "localhost").expect_err("dates are checked");
+    assert_eq!(err.code(), "certificate-expired", "{err}");
+    clock.0.store(in_2030, Ordering::SeqCst);
+    verify(&pki.leaf.leaf_der, "localhost").expect("valid again");
+
+    // The same signed bytes with another signature are no hit: the last byte of the DER is
+    // the signature's.
+    let mut forged = pki.leaf.leaf_der.clone();
+    if let Some(last) = forged.last_mut() {
+        *last ^= 1;
+    }
+    let err = verify(&forged, "localhost").expect_err("a forged signature");
+    assert_eq!(err, Error::CertificateBadSignature);
 }
