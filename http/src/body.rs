@@ -109,6 +109,9 @@ pub fn describe(value: &JsValue) -> String {
         .unwrap_or_else(|| format!("{value:?}"))
 }
 
+/// The most bytes one `next()` gathers from frames that are already there.
+const COALESCE: usize = 256 * 1024;
+
 /// A response's body, read chunk by chunk. Dropping it (`free()`) before the end cancels
 /// the stream: RST_STREAM under HTTP/2; under HTTP/1.1 the connection is not reused.
 #[wasm_bindgen]
@@ -131,32 +134,43 @@ impl ResponseBody {
     pub fn next(&self) -> Promise {
         let incoming = Rc::clone(&self.incoming);
         future_to_promise(async move {
-            loop {
-                let frame = std::future::poll_fn(|cx| {
-                    let mut slot = incoming.borrow_mut();
-                    match slot.as_mut() {
-                        Some(body) => Pin::new(body).poll_frame(cx),
-                        None => Poll::Ready(None),
-                    }
-                })
-                .await;
-                match frame {
-                    None => {
-                        incoming.borrow_mut().take();
-                        return Ok(JsValue::NULL);
-                    }
-                    Some(Err(err)) => {
-                        incoming.borrow_mut().take();
-                        return Err(JsValue::from_str(&crate::client::hyper_message(&err)));
-                    }
-                    Some(Ok(frame)) => {
-                        if let Ok(data) = frame.into_data() {
-                            if !data.is_empty() {
-                                return Ok(Uint8Array::from(&data[..]).into());
+            let mut chunk: Vec<u8> = Vec::new();
+            let outcome = std::future::poll_fn(|cx| {
+                let mut slot = incoming.borrow_mut();
+                let Some(body) = slot.as_mut() else {
+                    return Poll::Ready(Ok(false));
+                };
+                // Every frame that is ready now, up to COALESCE bytes, in one chunk: HTTP/2
+                // servers send small DATA frames (nginx: 8 KiB), and each chunk costs a
+                // promise and a copy on the way out.
+                loop {
+                    match Pin::new(&mut *body).poll_frame(cx) {
+                        Poll::Pending if chunk.is_empty() => return Poll::Pending,
+                        Poll::Pending => return Poll::Ready(Ok(true)),
+                        Poll::Ready(None) => return Poll::Ready(Ok(!chunk.is_empty())),
+                        Poll::Ready(Some(Err(err))) => return Poll::Ready(Err(err)),
+                        Poll::Ready(Some(Ok(frame))) => {
+                            // Trailers, or an empty frame: nothing for the reader.
+                            if let Ok(data) = frame.into_data() {
+                                chunk.extend_from_slice(&data);
+                                if chunk.len() >= COALESCE {
+                                    return Poll::Ready(Ok(true));
+                                }
                             }
                         }
-                        // Trailers, or an empty frame: nothing for the reader.
                     }
+                }
+            })
+            .await;
+            match outcome {
+                Ok(true) => Ok(Uint8Array::from(&chunk[..]).into()),
+                Ok(false) => {
+                    incoming.borrow_mut().take();
+                    Ok(JsValue::NULL)
+                }
+                Err(err) => {
+                    incoming.borrow_mut().take();
+                    Err(JsValue::from_str(&crate::client::hyper_message(&err)))
                 }
             }
         })

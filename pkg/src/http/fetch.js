@@ -207,7 +207,9 @@ function toResponse(pool, target, conn, head, url, method, signal) {
           release(conn.http2);
         },
       },
-      { highWaterMark: 0 },
+      // Read ahead up to 256 KiB while the application works on a chunk: past it, the
+      // body is not read and the server is held back.
+      { highWaterMark: 256 * 1024, size: (chunk) => chunk.byteLength },
     );
     const encoding = (headers.get('content-encoding') || '').trim().toLowerCase();
     const format = encoding === 'gzip' || encoding === 'x-gzip' ? 'gzip' : encoding === 'deflate' ? 'deflate' : null;
