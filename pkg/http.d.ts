@@ -7,12 +7,17 @@ import type { InitInput, SocketOptions, TlsError } from './index.js';
 export { TlsError } from './index.js';
 
 /** Options of `createClient()`: the socket's, less those that name one connection. */
-export interface HttpClientOptions extends Omit<SocketOptions, 'alpn' | 'secureTransport' | 'webSocket' | 'transport' | 'serverName' | 'config'> {
+export interface HttpClientOptions extends Omit<SocketOptions, 'alpn' | 'secureTransport' | 'webSocket' | 'transport' | 'config'> {
   /**
    * Byte streams to the target instead of a relay: a function of the host and port that
    * returns `{ readable, writable }` (or a promise of them).
    */
   transport?: (host: string, port: number) => { readable: ReadableStream<Uint8Array>; writable: WritableStream<Uint8Array> } | Promise<{ readable: ReadableStream<Uint8Array>; writable: WritableStream<Uint8Array> }>;
+  /**
+   * The name every server's certificate is verified against (default: each URL's host),
+   * for a server reached by its IP address whose certificate names it otherwise.
+   */
+  serverName?: string;
   /** HTTP/1.1 connections kept per origin, busy or idle (default 6). */
   maxConnectionsPerOrigin?: number;
   /** Milliseconds an unused connection is kept for the next request (default 30000). */

@@ -10,6 +10,7 @@ const query = new URLSearchParams(location.search);
 for (const key of ['relay', 'target', 'servername']) {
   if (query.get(key)) $(key).value = query.get(key);
 }
+if (query.get('target')) $('fetch-url').value = `https://${query.get('target')}/`;
 if (query.get('ca')) {
   fetch(query.get('ca'))
     .then((r) => (r.ok ? r.text() : ''))
@@ -92,5 +93,50 @@ $('form').addEventListener('submit', async (event) => {
     status('error', `The connection failed. ${code}${escape(err && err.message ? err.message : err)}`);
   } finally {
     $('connect').disabled = false;
+  }
+});
+
+// The fetch panel: wasm-tls/http is imported on the first press, so the page above loads
+// none of it.
+let httpClient = null;
+let httpClientKey = '';
+
+$('fetch-form').addEventListener('submit', async (event) => {
+  event.preventDefault();
+  $('fetch').disabled = true;
+  $('fetch-head').textContent = '';
+  $('fetch-body').textContent = '';
+  const el = $('fetch-status');
+  el.className = 'busy';
+  el.textContent = 'Fetching…';
+  const started = performance.now();
+  try {
+    const { createClient } = await import('../pkg/http.js');
+    const ca = $('ca').value.trim();
+    const options = { relay: $('relay').value.trim(), serverName: $('servername').value.trim(), ca: ca || undefined };
+    const key = JSON.stringify(options);
+    if (!httpClient || key !== httpClientKey) {
+      httpClient?.close();
+      httpClient = createClient(options);
+      httpClientKey = key;
+    }
+    const response = await httpClient.fetch($('fetch-url').value.trim());
+    const rows = [
+      ['Status', `${response.status} ${response.statusText}`.trim()],
+      ['Protocol', response.httpVersion],
+      ['Time to headers', `${(performance.now() - started).toFixed(1)} ms`],
+      ...[...response.headers].map(([k, v]) => [k, v]),
+    ];
+    $('fetch-head').innerHTML = rows.map(([k, v]) => `<dt>${escape(k)}</dt><dd>${escape(v)}</dd>`).join('');
+    const text = await response.text();
+    $('fetch-body').textContent = text.length > 65536 ? `${text.slice(0, 65536)}\n… (${text.length} characters)` : text;
+    el.className = 'ok';
+    el.textContent = `${response.httpVersion} ${response.status}, ${text.length} characters in ${(performance.now() - started).toFixed(1)} ms.`;
+  } catch (err) {
+    el.className = 'error';
+    const code = err && err.code ? `<code>${escape(err.code)}</code>: ` : '';
+    el.innerHTML = `The request failed. ${code}${escape(err && err.message ? err.message : err)}`;
+  } finally {
+    $('fetch').disabled = false;
   }
 });
