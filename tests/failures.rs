@@ -10,8 +10,8 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use common::{
-    client_args, config_for, pki, run_tls_client, End, Identity, OpensslServer, TlsStream, GET,
-    IO_TIMEOUT,
+    client_args, config_for, failed_handshake, pki, run_tls_client, End, Identity, OpensslServer,
+    TlsStream, GET, IO_TIMEOUT,
 };
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -34,22 +34,10 @@ fn wait_for_log(server: &OpensslServer, needle: &str) -> bool {
 /// Connects to `server` with `config`, expects the handshake to fail, checks the failure
 /// is sticky and an SSL-class error, and returns it.
 fn handshake_failure(server: &OpensslServer, config: &Config) -> Error {
-    let mut conn = TlsStream::open(server.port, config);
-    let err = match conn.handshake() {
-        Ok(()) => panic!(
-            "the handshake succeeded: {:?}",
-            conn.tls.handshake_info().map(|i| i.version)
-        ),
-        Err(err) => err,
-    };
-    assert_eq!(conn.tls.failure(), Some(&err));
-    assert_eq!(conn.tls.ssl_error(), err.ssl_error());
-    // Sticky: every later call gives the same error.
-    assert_eq!(conn.tls.connect(), Err(err.clone()));
+    let (mut conn, err) = failed_handshake(server.port, config);
     let mut buf = [0; 16];
     assert_eq!(conn.tls.read(&mut buf), Err(err.clone()));
     assert_eq!(conn.tls.write(b"x"), Err(err.clone()));
-    assert!(conn.tls.handshake_info().is_none());
     err
 }
 

@@ -18,7 +18,8 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use common::{
-    config_for, path_str, pki, run_tls_client, rustls_server, CommandOutput, End, TlsStream,
+    config_for, failed_handshake, path_str, pki, run_tls_client, rustls_server, CommandOutput, End,
+    TlsStream,
 };
 use wasm_tls::{Config, Error, SslError, Status, TlsClient, TlsVersion};
 use wasm_tls_test_kit::sealer::Sealer;
@@ -185,18 +186,7 @@ const TLS12: &rustls::SupportedProtocolVersion = &rustls::version::TLS12;
 /// Runs the core's handshake against `server`; it must fail. Checks the failure is
 /// sticky and classified, and returns it.
 fn core_handshake_error(server: Scripted, config: &Config) -> Error {
-    let mut conn = TlsStream::open(server.port, config);
-    let err = match conn.handshake() {
-        Ok(()) => panic!(
-            "the handshake succeeded: {:?}",
-            conn.tls.handshake_info().map(|i| i.version)
-        ),
-        Err(err) => err,
-    };
-    assert_eq!(conn.tls.failure(), Some(&err));
-    assert_eq!(conn.tls.ssl_error(), err.ssl_error());
-    assert_eq!(conn.tls.connect(), Err(err.clone()), "not sticky");
-    assert!(conn.tls.handshake_info().is_none());
+    let (conn, err) = failed_handshake(server.port, config);
     drop(conn);
     server.join();
     err

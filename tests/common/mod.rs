@@ -617,6 +617,24 @@ impl TlsStream {
     }
 }
 
+/// Runs the handshake to `port`; it must fail. Checks that the failure is recorded,
+/// classified and sticky, and returns it with the connection.
+pub fn failed_handshake(port: u16, config: &Config) -> (TlsStream, Error) {
+    let mut conn = TlsStream::open(port, config);
+    let err = match conn.handshake() {
+        Ok(()) => panic!(
+            "the handshake succeeded: {:?}",
+            conn.tls.handshake_info().map(|i| i.version)
+        ),
+        Err(err) => err,
+    };
+    assert_eq!(conn.tls.failure(), Some(&err));
+    assert_eq!(conn.tls.ssl_error(), err.ssl_error());
+    assert_eq!(conn.tls.connect(), Err(err.clone()), "not sticky");
+    assert!(conn.tls.handshake_info().is_none());
+    (conn, err)
+}
+
 /// Connects, sends `GET /`, and reads the response to its end.
 pub fn get(port: u16, config: &Config) -> Result<(TlsStream, Vec<u8>, End), Error> {
     let mut conn = TlsStream::connect(port, config)?;
