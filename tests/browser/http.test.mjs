@@ -174,3 +174,21 @@ test('fetch rejects with the socket\'s TlsError code when the certificate is not
     assert.equal(r.error?.code, 'certificate-unknown-issuer', `${where}: ${JSON.stringify(r)}`);
   }
 });
+
+test('the demo page\'s fetch panel loads wasm-tls/http on first use and shows an HTTP/2 response', async () => {
+  const demo = await chromium.newPage();
+  try {
+    const loaded = [];
+    demo.on('request', (request) => loaded.push(new URL(request.url()).pathname));
+    await demo.goto(`${web.url}/www/index.html?relay=${relay.url}&target=127.0.0.1:${servers.h2Port}&servername=localhost`);
+    await demo.fill('#ca', pki.ca);
+    assert.ok(!loaded.some((p) => /wasm_tls_http|\/pkg\/http\.js|\/src\/http\//.test(p)), `loaded before use: ${loaded.join(' ')}`);
+    await demo.click('#fetch');
+    await demo.waitForSelector('#fetch-status.ok, #fetch-status.error', { timeout: 15000 });
+    assert.match(await demo.textContent('#fetch-status'), /^HTTP\/2 200/);
+    assert.equal(await demo.textContent('#fetch-body'), 'HTTP/2.0\n');
+    assert.ok(loaded.includes('/pkg/wasm_tls_http_bg.wasm'));
+  } finally {
+    await demo.close();
+  }
+});
