@@ -13,6 +13,7 @@ use ring::rand::{SecureRandom, SystemRandom};
 use rustls::crypto::{ActiveKeyExchange, CompletedKeyExchange, SharedSecret, SupportedKxGroup};
 use rustls::ffdhe_groups::FfdheGroup;
 use rustls::{Error, NamedGroup, PeerMisbehaved, ProtocolVersion};
+use zeroize::Zeroize;
 
 /// The X25519MLKEM768 key exchange (codepoint 0x11EC) as a rustls key-exchange group:
 /// what the client offers first (see
@@ -52,7 +53,7 @@ impl SupportedKxGroup for X25519MlKem768 {
         let mut seed = Seed::default();
         fill_random(&mut seed)?;
         let decapsulation_key = Box::new(DecapsulationKey768::from_seed(seed));
-        seed.fill(0);
+        seed.zeroize();
         let encapsulation_key = decapsulation_key.encapsulation_key().to_bytes();
         let share = [encapsulation_key.as_slice(), classical.pub_key()].concat();
         Ok(Box::new(ActiveX25519MlKem768 {
@@ -78,15 +79,16 @@ impl SupportedKxGroup for X25519MlKem768 {
             .ok_or(INVALID_KEY_SHARE)?;
         let mut message = ml_kem::B32::default();
         fill_random(&mut message)?;
-        let (ciphertext, pq_secret) = encapsulation_key.encapsulate_deterministic(&message);
-        message.fill(0);
+        let (ciphertext, mut pq_secret) = encapsulation_key.encapsulate_deterministic(&message);
+        message.zeroize();
         let classical = x25519().start_and_complete(classical_share)?;
+        let secret =
+            SharedSecret::from([pq_secret.as_slice(), classical.secret.secret_bytes()].concat());
+        pq_secret.zeroize();
         Ok(CompletedKeyExchange {
             group: NamedGroup::X25519MLKEM768,
             pub_key: [ciphertext.as_slice(), &classical.pub_key].concat(),
-            secret: SharedSecret::from(
-                [pq_secret.as_slice(), classical.secret.secret_bytes()].concat(),
-            ),
+            secret,
         })
     }
 
@@ -121,11 +123,12 @@ impl ActiveKeyExchange for ActiveX25519MlKem768 {
             ciphertext.try_into().map_err(|_| INVALID_KEY_SHARE)?;
         // ML-KEM decapsulation never fails: a bad ciphertext yields an unrelated secret
         // (implicit rejection), and the handshake then fails at Finished.
-        let pq_secret = self.decapsulation_key.decapsulate(ciphertext);
+        let mut pq_secret = self.decapsulation_key.decapsulate(ciphertext);
         let classical_secret = self.classical.complete(classical_share)?;
-        Ok(SharedSecret::from(
-            [pq_secret.as_slice(), classical_secret.secret_bytes()].concat(),
-        ))
+        let secret =
+            SharedSecret::from([pq_secret.as_slice(), classical_secret.secret_bytes()].concat());
+        pq_secret.zeroize();
+        Ok(secret)
     }
 
     fn hybrid_component(&self) -> Option<(NamedGroup, &[u8])> {
