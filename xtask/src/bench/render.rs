@@ -295,6 +295,10 @@ fn handshakes(t: &Template, hosts: [&Value; 3]) -> String {
         let kind = match (id.ends_with("resumed"), id.starts_with("tls12")) {
             (false, _) => t.fill("kind-full", &[]),
             (true, true) => t.fill("kind-resumed-tls12", &[]),
+            // The PSK's key exchange is the scenario's group.
+            (true, false) if id.contains("-pq-") => t
+                .fill("kind-resumed-tls13", &[])
+                .replace("X25519", "X25519MLKEM768"),
             (true, false) => t.fill("kind-resumed-tls13", &[]),
         };
         let cell = |i: usize| format!("{} ({})", f0(c(i)), f0(total(i)));
