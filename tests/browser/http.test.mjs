@@ -79,7 +79,8 @@ const connectionsFor = (port, from) => new Set(servers.accessLog().slice(from).f
 for (const where of ['node', 'chromium']) {
   for (const transport of ['raw', 'wisp']) {
     // nginx proxies an HTTP/1.1 request body and its response at once only while they fit
-    // its buffers (Node's own https client stalls there too, from 2 MiB): a smaller echo.
+    // its buffers (Node's own https client stalls there too, writing 256 KiB at a time):
+    // a smaller echo.
     for (const [protocol, portOf, echoBytes] of [
       ['HTTP/2', () => servers.h2Port, 8 << 20],
       ['HTTP/1.1', () => servers.h1Port, 512 << 10],
