@@ -15,52 +15,76 @@ pub enum Outcome {
     Error(String),
 }
 
-/// Writes one line to stderr, e.g.
+/// One tunnel's (or one Wisp stream's) line in the log, e.g.
 /// `2025-01-02T03:04:05.678Z client=127.0.0.1:50000 target=example.com:443
 /// outcome=ok reason="server closed" c2s=517 s2c=4096 duration=0.250s`.
 /// A Wisp stream's line has `stream=ID` after the client, e.g. `...
 /// client=127.0.0.1:50000 stream=3 target=example.com:443 outcome=refused
 /// reason="target not allowed" ...`.
-pub fn log_line(
-    client: SocketAddr,
-    stream: Option<u32>,
-    target: Option<&str>,
-    outcome: &Outcome,
-    c2s: u64,
-    s2c: u64,
-    duration: Duration,
-) {
-    let now = SystemTime::now();
-    let line = format_line(now, client, stream, target, outcome, c2s, s2c, duration);
-    eprintln!("{line}");
+pub struct LogLine<'a> {
+    /// The WebSocket client's address.
+    pub client: SocketAddr,
+    /// The Wisp stream, if the line is one stream's.
+    pub stream: Option<u32>,
+    /// The target as the client named it, if it got that far.
+    pub target: Option<&'a str>,
+    /// How it ended.
+    pub outcome: &'a Outcome,
+    /// Bytes client to server.
+    pub c2s: u64,
+    /// Bytes server to client.
+    pub s2c: u64,
+    /// From the start to the end.
+    pub duration: Duration,
 }
 
-#[allow(clippy::too_many_arguments)]
-fn format_line(
-    now: SystemTime,
-    client: SocketAddr,
-    stream: Option<u32>,
-    target: Option<&str>,
-    outcome: &Outcome,
-    c2s: u64,
-    s2c: u64,
-    duration: Duration,
-) -> String {
-    let (kind, reason) = match outcome {
-        Outcome::Ok(r) => ("ok", r),
-        Outcome::Refused(r) => ("refused", r),
-        Outcome::Error(r) => ("error", r),
-    };
-    // Targets and reasons can hold text from the client: both are cut short,
-    // and `{:?}` quotes and escapes them so that no line can be forged.
-    let stream = stream.map(|id| format!(" stream={id}")).unwrap_or_default();
-    let target = target.map_or(Cow::Borrowed("-"), field);
-    format!(
-        "{} client={client}{stream} target={target} outcome={kind} reason={:?} c2s={c2s} s2c={s2c} duration={:.3}s",
-        utc_timestamp(now),
-        clip(reason),
-        duration.as_secs_f64(),
-    )
+impl<'a> LogLine<'a> {
+    /// The line of something refused before any byte moved.
+    pub fn refusal(
+        client: SocketAddr,
+        stream: Option<u32>,
+        target: Option<&'a str>,
+        outcome: &'a Outcome,
+    ) -> Self {
+        LogLine {
+            client,
+            stream,
+            target,
+            outcome,
+            c2s: 0,
+            s2c: 0,
+            duration: Duration::ZERO,
+        }
+    }
+
+    /// Writes the line to stderr.
+    pub fn write(&self) {
+        eprintln!("{}", self.format(SystemTime::now()));
+    }
+
+    fn format(&self, now: SystemTime) -> String {
+        let (kind, reason) = match self.outcome {
+            Outcome::Ok(r) => ("ok", r),
+            Outcome::Refused(r) => ("refused", r),
+            Outcome::Error(r) => ("error", r),
+        };
+        // Targets and reasons can hold text from the client: both are cut short,
+        // and `{:?}` quotes and escapes them so that no line can be forged.
+        let stream = self
+            .stream
+            .map(|id| format!(" stream={id}"))
+            .unwrap_or_default();
+        let target = self.target.map_or(Cow::Borrowed("-"), field);
+        format!(
+            "{} client={}{stream} target={target} outcome={kind} reason={:?} c2s={} s2c={} duration={:.3}s",
+            utc_timestamp(now),
+            self.client,
+            clip(reason),
+            self.c2s,
+            self.s2c,
+            self.duration.as_secs_f64(),
+        )
+    }
 }
 
 /// Characters of client-controlled text kept in a log line.
@@ -113,29 +137,29 @@ mod tests {
     fn client_text_cannot_forge_lines() {
         let client = "127.0.0.1:5000".parse().expect("address");
         let forged = "x\n1970-01-01T00:00:00.000Z client=6.6.6.6:1 target=evil:1 outcome=ok";
-        let line = format_line(
-            UNIX_EPOCH,
+        let line = LogLine {
             client,
-            Some(1),
-            Some(&format!("{forged}:443")),
-            &Outcome::Refused(format!("target not allowed: {forged}\r")),
-            0,
-            0,
-            Duration::ZERO,
-        );
+            stream: Some(1),
+            target: Some(&format!("{forged}:443")),
+            outcome: &Outcome::Refused(format!("target not allowed: {forged}\r")),
+            c2s: 0,
+            s2c: 0,
+            duration: Duration::ZERO,
+        }
+        .format(UNIX_EPOCH);
         assert!(!line.contains('\n') && !line.contains('\r'), "{line}");
         assert!(line.contains(" target=\"x\\n1970"), "{line}");
         let huge = "a".repeat(1 << 20);
-        let line = format_line(
-            UNIX_EPOCH,
+        let line = LogLine {
             client,
-            Some(1),
-            Some(&huge),
-            &Outcome::Refused(huge.clone()),
-            0,
-            0,
-            Duration::ZERO,
-        );
+            stream: Some(1),
+            target: Some(&huge),
+            outcome: &Outcome::Refused(huge.clone()),
+            c2s: 0,
+            s2c: 0,
+            duration: Duration::ZERO,
+        }
+        .format(UNIX_EPOCH);
         assert!(line.len() < 2 * MAX_FIELD + 200, "{}", line.len());
         assert!(line.contains(&format!(" target={}... ", "a".repeat(MAX_FIELD))));
         assert_eq!(field("[::1]:443"), "[::1]:443");
@@ -145,31 +169,31 @@ mod tests {
 
     #[test]
     fn line_format() {
-        let line = format_line(
-            UNIX_EPOCH,
-            "127.0.0.1:5000".parse().expect("address"),
-            None,
-            Some("example.com:443"),
-            &Outcome::Refused("target not allowed: \"x\"".into()),
-            1,
-            2,
-            Duration::from_millis(1500),
-        );
+        let line = LogLine {
+            client: "127.0.0.1:5000".parse().expect("address"),
+            stream: None,
+            target: Some("example.com:443"),
+            outcome: &Outcome::Refused("target not allowed: \"x\"".into()),
+            c2s: 1,
+            s2c: 2,
+            duration: Duration::from_millis(1500),
+        }
+        .format(UNIX_EPOCH);
         assert_eq!(
             line,
             "1970-01-01T00:00:00.000Z client=127.0.0.1:5000 target=example.com:443 \
              outcome=refused reason=\"target not allowed: \\\"x\\\"\" c2s=1 s2c=2 duration=1.500s"
         );
-        let line = format_line(
-            UNIX_EPOCH,
-            "127.0.0.1:5000".parse().expect("address"),
-            Some(7),
-            None,
-            &Outcome::Ok("server closed".into()),
-            0,
-            0,
-            Duration::ZERO,
-        );
+        let line = LogLine {
+            client: "127.0.0.1:5000".parse().expect("address"),
+            stream: Some(7),
+            target: None,
+            outcome: &Outcome::Ok("server closed".into()),
+            c2s: 0,
+            s2c: 0,
+            duration: Duration::ZERO,
+        }
+        .format(UNIX_EPOCH);
         assert!(
             line.contains(" client=127.0.0.1:5000 stream=7 target=- outcome=ok "),
             "{line}"

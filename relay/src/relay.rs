@@ -22,7 +22,7 @@ use tokio_tungstenite::WebSocketStream;
 
 use crate::config::Config;
 use crate::end::{client_message, close_ws, fail, refuse, Activity, End, CLOSE_TIMEOUT};
-use crate::log::{log_line, Outcome};
+use crate::log::{LogLine, Outcome};
 use crate::policy::{is_private, Host, Target};
 use crate::wisp;
 
@@ -63,15 +63,16 @@ pub async fn handle(stream: TcpStream, peer: SocketAddr, cfg: Arc<Config>, admis
     let _ = stream.set_nodelay(true);
     let mut stats = Stats::default();
     let outcome = serve(stream, peer, &cfg, admission, &mut stats).await;
-    log_line(
-        peer,
-        None,
-        stats.target.as_deref(),
-        &outcome,
-        stats.up,
-        stats.down,
-        start.elapsed(),
-    );
+    LogLine {
+        client: peer,
+        stream: None,
+        target: stats.target.as_deref(),
+        outcome: &outcome,
+        c2s: stats.up,
+        s2c: stats.down,
+        duration: start.elapsed(),
+    }
+    .write();
 }
 
 /// What the log line reports besides the outcome.

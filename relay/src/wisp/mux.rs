@@ -27,7 +27,7 @@ use super::wire::{self, reason, CLOSE, CONNECT, CONTINUE, DATA, INFO, STREAM_TCP
 use super::{client_info, Session, BUFFER_PACKETS, WS_BUFFER_BYTES};
 use crate::config::Config;
 use crate::end::{client_message, close_ws, End, CLOSE_TIMEOUT};
-use crate::log::{log_line, Outcome};
+use crate::log::{LogLine, Outcome};
 use crate::policy::Target;
 use crate::relay::{Stats, Ws};
 
@@ -162,15 +162,7 @@ pub(super) async fn serve_streams(
             "{} more refused streams not logged",
             refused - REFUSALS_LOGGED
         );
-        log_line(
-            peer,
-            Some(0),
-            None,
-            &Outcome::Refused(text),
-            0,
-            0,
-            Duration::ZERO,
-        );
+        LogLine::refusal(peer, Some(0), None, &Outcome::Refused(text)).write();
     }
     for (_, entry) in streams {
         let _ = entry.stop.send(Stop::Shutdown);
@@ -389,15 +381,7 @@ impl Mux {
         if self.refused > REFUSALS_LOGGED {
             return;
         }
-        log_line(
-            self.shared.peer,
-            Some(id),
-            target,
-            &Outcome::Refused(text),
-            0,
-            0,
-            Duration::ZERO,
-        );
+        LogLine::refusal(self.shared.peer, Some(id), target, &Outcome::Refused(text)).write();
     }
 
     async fn connect(&mut self, id: u32, payload: &[u8]) -> Result<(), End> {

@@ -16,7 +16,7 @@ use super::mux::{close_packet, continue_packet, Queued, Shared, Stop};
 use super::wire::{self, reason, HEADER};
 use super::BUFFER_PACKETS;
 use crate::end::{Activity, CLOSE_TIMEOUT};
-use crate::log::{log_line, Outcome};
+use crate::log::{LogLine, Outcome};
 use crate::policy::Target;
 use crate::relay::{connect, ConnectError, FailKind, CHUNK};
 
@@ -94,15 +94,16 @@ impl StreamTask {
                 outcome
             }
         };
-        log_line(
-            self.shared.peer,
-            Some(self.id),
-            Some(&named),
-            &outcome,
-            up,
-            down,
-            start.elapsed(),
-        );
+        LogLine {
+            client: self.shared.peer,
+            stream: Some(self.id),
+            target: Some(&named),
+            outcome: &outcome,
+            c2s: up,
+            s2c: down,
+            duration: start.elapsed(),
+        }
+        .write();
         let _ = self.shared.ended.send((self.id, self.generation));
     }
 
