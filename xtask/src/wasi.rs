@@ -34,32 +34,24 @@ pub fn build(root: &Path) -> Result<(), String> {
     std::fs::create_dir_all(&out).map_err(|err| format!("{}: {err}", out.display()))?;
     let built = root.join("target").join(TARGET).join("wasm-release");
 
+    let release = |what: &[&str]| {
+        let mut args = vec![
+            "build",
+            "-j2",
+            "--target",
+            TARGET,
+            "--profile",
+            "wasm-release",
+        ];
+        args.extend_from_slice(what);
+        run(wasi_env(&mut cargo(&args)))
+    };
     // The command first: it builds the library without the `component` feature, into
     // the same file name the component gets next, so copy each right after its build.
-    run(wasi_env(&mut cargo(&[
-        "build",
-        "-j2",
-        "--target",
-        TARGET,
-        "--profile",
-        "wasm-release",
-        "--bin",
-        "tls-client",
-    ])))?;
+    release(&["--bin", "tls-client"])?;
     let tls_client = out.join("tls-client.wasm");
     copy(&built.join("tls-client.wasm"), &tls_client)?;
-
-    run(wasi_env(&mut cargo(&[
-        "build",
-        "-j2",
-        "--target",
-        TARGET,
-        "--profile",
-        "wasm-release",
-        "--lib",
-        "--features",
-        "component",
-    ])))?;
+    release(&["--lib", "--features", "component"])?;
     let library = out.join("wasm_tls.wasm");
     copy(&built.join("wasm_tls.wasm"), &library)?;
 
