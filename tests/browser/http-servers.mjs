@@ -1,5 +1,6 @@
 // Servers for the HTTP client's tests, on 127.0.0.1 with the test PKI's `server` leaf:
-// nginx with TLS on two ports (`h2Port`: ALPN h2 and http/1.1; `h1Port`: http/1.1 only),
+// nginx with TLS on two ports (`h2Port`: ALPN h2 and http/1.1; `h1Port`: http/1.1 only)
+// and plaintext HTTP/1.1 on `plainPort`,
 // serving files (a 64 MiB one, gzip'd text), redirects, and proxying to a backend in
 // Node.js for what nginx does not do itself: echoing request bodies, deflate, and a
 // WebSocket echo server (the `ws` package) with a route that drops mid-message. nginx's
@@ -108,6 +109,7 @@ export async function httpServers(pki, { bigSize = 64 << 20 } = {}) {
   const back = await backend();
   const h2Port = await h.freePort();
   const h1Port = await h.freePort();
+  const plainPort = await h.freePort();
   const proxy = `proxy_pass http://127.0.0.1:${back.port};
       proxy_http_version 1.1;
       proxy_request_buffering off;
@@ -135,6 +137,7 @@ http {
   server {
     listen 127.0.0.1:${h2Port} ssl http2;
     listen 127.0.0.1:${h1Port} ssl;
+    listen 127.0.0.1:${plainPort};
     ssl_certificate ${pki.file('server.pem')};
     ssl_certificate_key ${pki.file('server.key')};
     ssl_protocols TLSv1.2 TLSv1.3;
@@ -165,9 +168,11 @@ http {
   const child = h.track(spawn(nginxProgram(), ['-p', dir, '-c', path.join(dir, 'nginx.conf'), '-e', path.join(dir, 'error.log')], { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] }), 'nginx');
   await listening(h2Port, child);
   await listening(h1Port, child);
+  await listening(plainPort, child);
   return {
     h2Port,
     h1Port,
+    plainPort,
     bigSize,
     bigSha256,
     /** nginx's access log: one { connection, port, protocol, method, uri, status } per request. */

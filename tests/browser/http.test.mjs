@@ -7,6 +7,8 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { readdirSync } from 'node:fs';
+import net from 'node:net';
+import { Duplex } from 'node:stream';
 import path from 'node:path';
 import { WebSocket } from 'ws';
 import * as h from './harness.mjs';
@@ -191,5 +193,30 @@ test('the demo page\'s fetch panel loads wasm-tls/http on first use and shows an
     assert.ok(loaded.includes('/pkg/wasm_tls_http_bg.wasm'));
   } finally {
     await demo.close();
+  }
+});
+
+test('Node.js: http: and ws: in plaintext, and `transport` byte streams instead of a relay', async () => {
+  // Straight to the server: a function of the host and port gives each connection.
+  const transport = (host, port) => Duplex.toWeb(net.connect(port, host));
+  const client = http.createClient({ transport, ca: pki.ca, bundledRoots: false });
+  try {
+    const plain = await client.fetch(`http://127.0.0.1:${servers.plainPort}/`);
+    assert.deepEqual([plain.status, plain.httpVersion, await plain.text()], [200, 'HTTP/1.1', 'HTTP/1.1\n']);
+    const secure = await client.fetch(`https://127.0.0.1:${servers.h2Port}/hello.txt`);
+    assert.deepEqual([secure.httpVersion, await secure.text()], ['HTTP/2', 'hello\n']);
+    const ws = client.webSocket(`ws://127.0.0.1:${servers.plainPort}/ws`);
+    ws.binaryType = 'arraybuffer';
+    const echoed = await new Promise((resolve, reject) => {
+      ws.onopen = () => ws.send('plain text');
+      ws.onmessage = (e) => resolve(e.data);
+      ws.onerror = (e) => reject(e.error);
+    });
+    assert.equal(echoed, 'plain text');
+    const closed = new Promise((resolve) => ws.addEventListener('close', (e) => resolve([e.code, e.wasClean])));
+    ws.close();
+    assert.deepEqual(await closed, [1005, true]);
+  } finally {
+    client.close();
   }
 });
