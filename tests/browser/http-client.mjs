@@ -234,6 +234,15 @@ export async function webSocketScenarios(http, options, url, sha256) {
     ws2.close(1000, 'done here');
     out.clientClose = await events2.next('close');
 
+    // close() before it opened: error, then close 1006, and never open.
+    const early = new client.WebSocket(`${url}/ws`);
+    const earlyEvents = wsEvents(early);
+    early.close();
+    out.earlyError = await earlyEvents.next('error');
+    out.earlyClose = await earlyEvents.next('close');
+    await sleep(200);
+    out.earlyOpened = earlyEvents.log.some((e) => e.type === 'open');
+
     const drop = new client.WebSocket(`${url}/ws-drop`);
     const dropEvents = wsEvents(drop);
     out.dropOpen = await dropEvents.next('open');

@@ -151,6 +151,9 @@ for (const where of ['node', 'chromium']) {
       assert.deepEqual(r.serverClose, { type: 'close', code: 4001, reason: 'asked to', wasClean: true });
       assert.equal(r.readyState, 3);
       assert.deepEqual(r.clientClose, { type: 'close', code: 1000, reason: 'done here', wasClean: true });
+      assert.deepEqual([r.earlyError.type, r.earlyError.code], ['error', 'aborted']);
+      assert.deepEqual(r.earlyClose, { type: 'close', code: 1006, reason: '', wasClean: false });
+      assert.equal(r.earlyOpened, false);
       assert.equal(r.dropOpen.type, 'open');
       assert.equal(r.dropError.type, 'error');
       assert.deepEqual(r.dropClose, { type: 'close', code: 1006, reason: '', wasClean: false });

@@ -100,6 +100,8 @@ export function webSocketClass(options) {
 
     async _start(url, protocols) {
       await initHttp();
+      // close() while the module loaded: nothing to open.
+      if (this.readyState === CLOSED) return;
       const secure = url.protocol === 'wss:';
       const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
       const port = Number(url.port) || (secure ? 443 : 80);
