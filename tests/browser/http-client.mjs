@@ -256,3 +256,35 @@ export async function webSocketScenarios(http, options, url, sha256) {
   }
   return out;
 }
+
+/**
+ * Backpressure: a reader that stops after the first chunk of `path` for `pauseMs`; the
+ * ciphertext that reached the socket meanwhile (counted by `trace`) stays bounded.
+ */
+export async function pausedReader(http, options, base, path, pauseMs) {
+  let received = 0;
+  const trace = (step) => {
+    if (step.step === 'want-read') received += step.bytes;
+  };
+  const client = http.createClient({ ...options, trace });
+  try {
+    const response = await client.fetch(`${base}${path}`);
+    const reader = response.body.getReader();
+    await reader.read();
+    await sleep(pauseMs);
+    const whilePaused = received;
+    await sleep(pauseMs);
+    const later = received;
+    let rest = 0;
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      rest += value.length;
+    }
+    return { whilePaused, later, rest, total: received };
+  } catch (err) {
+    return { error: describe(err) };
+  } finally {
+    client.close();
+  }
+}

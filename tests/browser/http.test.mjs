@@ -223,3 +223,22 @@ test('Node.js: http: and ws: in plaintext, and `transport` byte streams instead 
     client.close();
   }
 });
+
+test('a response body that is not read holds the server back (HTTP/2 flow control, HTTP/1.1 TCP)', async () => {
+  for (const [where, transport] of [
+    ['node', 'wisp'],
+    ['chromium', 'wisp'],
+  ]) {
+    for (const port of [servers.h2Port, servers.h1Port]) {
+      const r = await run(where, 'pausedReader', transport, {}, origin(port), '/big.bin', 500);
+      const label = `${where} ${port === servers.h2Port ? 'HTTP/2' : 'HTTP/1.1'}: ${JSON.stringify(r)}`;
+      assert.equal(r.error, undefined, label);
+      // Windows and buffers on the way (HTTP/2's 4 MiB stream window, the socket's and
+      // the relay's queues: about 4 MiB here) but nowhere near the 64 MiB body; and no
+      // more once they are full.
+      assert.ok(r.whilePaused < 8 << 20, label);
+      assert.ok(r.later - r.whilePaused < 1 << 20, label);
+      assert.ok(r.rest > BIG - (16 << 20), label);
+    }
+  }
+});
