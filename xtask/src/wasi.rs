@@ -144,6 +144,8 @@ pub fn test(root: &Path) -> Result<(), String> {
             "starttls",
             "--test",
             "signatures",
+            "--test",
+            "post_quantum",
             "--",
             "--ignored",
         ])
