@@ -294,6 +294,25 @@ mod native {
         );
         assert_eq!(server.seen().group, Some(NamedGroup::X25519MLKEM768));
     }
+
+    #[test]
+    fn the_command_can_turn_it_off() {
+        let server = RustlsServer::start(&post_quantum_first_groups());
+        let mut args = common::client_args(server.port, "localhost", &pki().ecdsa.root_file);
+        args.extend([
+            "--no-post-quantum".to_owned(),
+            "--request".to_owned(),
+            "GET / HTTP/1.0\\r\\n\\r\\n".to_owned(),
+        ]);
+        let out = common::run_tls_client(&args, None);
+        assert!(out.status.success(), "{}", out.stderr);
+        assert!(
+            out.stderr.contains("Group     : X25519\n"),
+            "{}",
+            out.stderr
+        );
+        assert_eq!(server.seen().group, Some(NamedGroup::X25519));
+    }
 }
 
 mod wasmtime {
