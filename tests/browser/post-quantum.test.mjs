@@ -55,14 +55,14 @@ after(async () => {
   h.stopAll();
 });
 
-async function get(port) {
+async function get(port, extra = {}) {
   return page.evaluate(
     async ([target, options]) => {
       const wasmTls = await import('/pkg/index.js');
       const client = await import('/tests/browser/client.mjs');
       return client.httpGet(wasmTls, target, options);
     },
-    [`127.0.0.1:${port}`, { relay: relay.url, serverName: 'localhost', ca: pki.ca, bundledRoots: false }],
+    [`127.0.0.1:${port}`, { relay: relay.url, serverName: 'localhost', ca: pki.ca, bundledRoots: false, ...extra }],
   );
 }
 
@@ -75,6 +75,13 @@ test('a post-quantum server negotiates X25519MLKEM768 by default', async () => {
 
 test('a server without ML-KEM takes the X25519 share of the same ClientHello', async () => {
   const r = await get(servers.classical.port);
+  assert.ok(r.ok, JSON.stringify(r.error));
+  assert.equal(r.info.group, 'X25519');
+  assert.match(r.text, /\r\n\r\ngroup: X25519, handshake: Full\n$/);
+});
+
+test('postQuantum: false offers only the classical groups, even to a post-quantum server', async () => {
+  const r = await get(servers.pq.port, { postQuantum: false });
   assert.ok(r.ok, JSON.stringify(r.error));
   assert.equal(r.info.group, 'X25519');
   assert.match(r.text, /\r\n\r\ngroup: X25519, handshake: Full\n$/);
