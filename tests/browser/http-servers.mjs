@@ -41,7 +41,10 @@ async function listening(port, child) {
   throw new Error(`nginx does not listen on ${port}:\n${child.stderrText}`);
 }
 
-/** The backend: /echo streams the body back, /hash answers its SHA-256, /deflate, /ws. */
+/**
+ * The backend: /echo streams the body back, /hash answers its SHA-256, /deflate, /drop
+ * (a body cut short), /ws.
+ */
 async function backend() {
   const server = createServer((req, res) => {
     const url = new URL(req.url, 'http://x');
@@ -59,6 +62,10 @@ async function backend() {
         res.writeHead(200, { 'content-type': 'application/json' });
         res.end(JSON.stringify({ method: req.method, length, sha256: hash.digest('hex'), contentType: req.headers['content-type'] || null, header: req.headers['x-test'] || null }));
       });
+    } else if (url.pathname === '/drop') {
+      // 1 MiB announced, 256 KiB sent, then the connection drops.
+      res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': String(1 << 20) });
+      res.write(Buffer.alloc(256 << 10, 1), () => setTimeout(() => res.socket.destroy(), 50));
     } else if (url.pathname === '/deflate') {
       res.writeHead(200, { 'content-type': 'text/plain', 'content-encoding': 'deflate' });
       res.end(deflateSync(Buffer.from(TEXT)));
@@ -160,6 +167,7 @@ http {
     location /echo { ${proxy} }
     location /hash { ${proxy} }
     location /deflate { gzip off; ${proxy} }
+    location /drop { ${proxy} }
     location /ws { ${proxy} }
   }
 }

@@ -242,3 +242,30 @@ test('a response body that is not read holds the server back (HTTP/2 flow contro
     }
   }
 });
+
+test('Node.js: a body the server cuts short fails the reader with a TlsError, over HTTP/2 and HTTP/1.1', async () => {
+  const client = http.createClient({ ...options('wisp'), WebSocket });
+  try {
+    for (const port of [servers.h2Port, servers.h1Port]) {
+      const response = await client.fetch(`${origin(port)}/drop`);
+      assert.equal(response.status, 200);
+      let got = 0;
+      const failure = await (async () => {
+        try {
+          for await (const chunk of response.body) got += chunk.length;
+        } catch (err) {
+          return err;
+        }
+        return null;
+      })();
+      assert.ok(failure, `port ${port}: the body ended after ${got} bytes without an error`);
+      assert.equal(failure.name, 'TlsError');
+      assert.ok(['http-protocol', 'truncated'].includes(failure.code), `${failure.code}: ${failure.message}`);
+      assert.ok(got < 1 << 20);
+      // The client goes on with a new connection.
+      assert.equal(await (await client.fetch(`${origin(port)}/hello.txt`)).text(), 'hello\n');
+    }
+  } finally {
+    client.close();
+  }
+});

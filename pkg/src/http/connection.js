@@ -82,7 +82,10 @@ export class Connection {
    * if the socket failed, else `http-protocol` with hyper's message.
    */
   error(err) {
-    if (this.socketError) return this.socketError;
+    // The socket's own error is set before its readable fails, so it is known even when
+    // hyper reports the failed read before `closed` has rejected.
+    const socketError = this.socketError || this.socket._error;
+    if (socketError) return socketError;
     if (err instanceof TlsError || (err instanceof Error && err.name === 'TlsError')) return err;
     const message = err instanceof Error ? err.message : String(err);
     return new TlsError('http-protocol', `HTTP over ${this.http2 ? 'HTTP/2' : 'HTTP/1.1'} failed: ${message}`);
