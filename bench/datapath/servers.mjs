@@ -16,27 +16,13 @@ const log = (...m) => console.error('datapath:', ...m);
 /** The processes started here. */
 export const children = [];
 
-function waitLine(stream, regex, what, ms = 15000) {
-  return new Promise((resolve, reject) => {
-    let buf = '';
-    const timer = setTimeout(() => reject(new Error(`${what}: no line matching ${regex}; got: ${buf.slice(-500)}`)), ms);
-    stream.on('data', (d) => {
-      buf += d;
-      const m = regex.exec(buf);
-      if (m) {
-        clearTimeout(timer);
-        resolve(m);
-      }
-    });
-  });
-}
 
 function start(cmd, argv, what, regex, from = 'stdout') {
   if (!existsSync(cmd) && cmd.includes('/')) throw new Error(`${cmd} is not built`);
   const child = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
   children.push(child);
   child.on('error', (e) => log(`${what}: ${e.message}`));
-  const found = waitLine(child[from], regex, what);
+  const found = h.waitForLine(child[from], regex, what);
   // Keep the pipes drained: a full pipe would stop the process.
   child.stdout.resume();
   child.stderr.resume();

@@ -58,9 +58,16 @@ export function freePort() {
   });
 }
 
-async function waitForPort(port, ms = 10000) {
+/**
+ * Polls until something accepts on 127.0.0.1:port. With `child`, fails as soon as it
+ * exits, with what it wrote to stderr (see track()).
+ */
+export async function waitForPort(port, { child, what = 'the server', ms = 20000 } = {}) {
   const deadline = Date.now() + ms;
   while (Date.now() < deadline) {
+    if (child && (child.exitCode !== null || child.signalCode !== null)) {
+      throw new Error(`${what} exited (${child.exitCode ?? child.signalCode}) before it listened on ${port}:\n${child.stderrText || ''}`);
+    }
     const ok = await new Promise((resolve) => {
       const c = net.connect(port, '127.0.0.1', () => {
         c.destroy();
@@ -71,7 +78,7 @@ async function waitForPort(port, ms = 10000) {
     if (ok) return;
     await new Promise((r) => setTimeout(r, 50));
   }
-  throw new Error(`nothing listens on 127.0.0.1:${port}`);
+  throw new Error(`${what}: nothing listens on 127.0.0.1:${port} after ${ms} ms${child ? `:\n${child.stderrText || ''}` : ''}`);
 }
 
 export function track(child, name) {
@@ -85,7 +92,7 @@ export function track(child, name) {
 }
 
 /** Reads lines from a child's stream until one matches; returns the match. */
-function waitForLine(stream, regex, what, ms = 15000) {
+export function waitForLine(stream, regex, what, ms = 15000) {
   return new Promise((resolve, reject) => {
     let buf = '';
     const timer = setTimeout(() => reject(new Error(`${what}: no line matching ${regex} in ${ms} ms; got: ${buf}`)), ms);

@@ -10,7 +10,6 @@ import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { deflateSync } from 'node:zlib';
@@ -24,22 +23,6 @@ function nginxProgram() {
   throw new Error('nginx is not installed');
 }
 
-async function listening(port, child) {
-  const deadline = Date.now() + 20000;
-  while (Date.now() < deadline) {
-    if (child.exitCode !== null) throw new Error(`nginx exited (${child.exitCode}):\n${child.stderrText}`);
-    const ok = await new Promise((resolve) => {
-      const c = net.connect(port, '127.0.0.1', () => {
-        c.destroy();
-        resolve(true);
-      });
-      c.on('error', () => resolve(false));
-    });
-    if (ok) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`nginx does not listen on ${port}:\n${child.stderrText}`);
-}
 
 /**
  * The backend: /echo streams the body back, /hash answers its SHA-256, /deflate, /drop
@@ -174,9 +157,9 @@ http {
 `;
   writeFileSync(path.join(dir, 'nginx.conf'), conf);
   const child = h.track(spawn(nginxProgram(), ['-p', dir, '-c', path.join(dir, 'nginx.conf'), '-e', path.join(dir, 'error.log')], { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] }), 'nginx');
-  await listening(h2Port, child);
-  await listening(h1Port, child);
-  await listening(plainPort, child);
+  await h.waitForPort(h2Port, { child, what: 'nginx' });
+  await h.waitForPort(h1Port, { child, what: 'nginx' });
+  await h.waitForPort(plainPort, { child, what: 'nginx' });
   return {
     h2Port,
     h1Port,

@@ -5,7 +5,6 @@
 
 import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, chownSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import * as h from './harness.mjs';
@@ -74,26 +73,6 @@ function waitFor(child, stream, regex, what, ms = 20000) {
     stream.on('data', onData);
     child.once('exit', onExit);
   });
-}
-
-/** Polls until something accepts on 127.0.0.1:port; fails early if `child` exits. */
-async function listening(port, child, what, ms = 20000) {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    if (child.exitCode !== null || child.signalCode !== null) {
-      throw new Error(`${what} exited (${child.exitCode ?? child.signalCode}) before it listened on ${port}:\n${child.stderrText}`);
-    }
-    const ok = await new Promise((resolve) => {
-      const c = net.connect(port, '127.0.0.1', () => {
-        c.destroy();
-        resolve(true);
-      });
-      c.on('error', () => resolve(false));
-    });
-    if (ok) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`${what}: nothing listens on 127.0.0.1:${port} after ${ms} ms:\n${child.stderrText}`);
 }
 
 /** The newest PostgreSQL server binaries Debian installed (they are not on PATH). */
@@ -225,7 +204,7 @@ http {
 `;
   writeFileSync(path.join(dir, 'nginx.conf'), conf);
   const child = h.track(spawn(program('nginx'), ['-p', dir, '-c', path.join(dir, 'nginx.conf'), '-e', path.join(dir, 'error.log')], { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] }), 'nginx');
-  await listening(port, child, 'nginx');
+  await h.waitForPort(port, { child, what: 'nginx' });
   stops.push(async () => {
     child.kill('SIGTERM');
     if (!(await exited(child, 5000))) child.kill('SIGKILL');
@@ -284,8 +263,8 @@ service imap-login {
   writeFileSync(confPath, conf);
   const child = h.track(spawn(program('dovecot'), ['-F', '-c', confPath], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] }), 'dovecot');
   child.stdout.on('data', () => {});
-  await listening(imapPort, child, 'dovecot');
-  await listening(imapsPort, child, 'dovecot');
+  await h.waitForPort(imapPort, { child, what: 'dovecot' });
+  await h.waitForPort(imapsPort, { child, what: 'dovecot' });
   stops.push(async () => {
     // The master stops its login, auth and mail processes on SIGTERM.
     child.kill('SIGTERM');
@@ -314,7 +293,7 @@ export async function notReading(pki) {
     's_server',
   );
   child.stdout.pause();
-  await listening(port, child, 's_server');
+  await h.waitForPort(port, { child, what: 's_server' });
   return { port, child };
 }
 

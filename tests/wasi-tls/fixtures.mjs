@@ -16,7 +16,7 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, wr
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 
-import { freePort, root, track } from '../browser/harness.mjs';
+import { freePort, root, track, waitForPort } from '../browser/harness.mjs';
 
 export const wasiDir = path.join(root, 'target/wasi');
 /** The root whose subject the test CA takes (an ECDSA P-256 root in webpki-roots). */
@@ -124,27 +124,10 @@ export async function fileServer(pki, leaf, files, extra = []) {
   // What it prints (the TLS messages, with -msg).
   child.stdoutText = '';
   child.stdout.on('data', (d) => (child.stdoutText += d));
-  await waitForPort(port, child);
+  await waitForPort(port, { child, what: 's_server' });
   return { port, child };
 }
 
-async function waitForPort(port, child, ms = 10000) {
-  const net = await import('node:net');
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    if (child.exitCode !== null) throw new Error(`s_server exited: ${child.stderrText}`);
-    const ok = await new Promise((resolve) => {
-      const c = net.connect(port, '127.0.0.1', () => {
-        c.destroy();
-        resolve(true);
-      });
-      c.on('error', () => resolve(false));
-    });
-    if (ok) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`nothing listens on 127.0.0.1:${port}`);
-}
 
 /** Runs a child to its end or kills it after `ms`; stdout as a Buffer. */
 export function runChild(cmd, args, env = {}, ms = RUN_MS) {
