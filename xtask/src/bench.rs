@@ -184,8 +184,10 @@ pub fn main(root: &Path, args: &[String]) -> Result<(), String> {
 
     let total = started.elapsed().as_secs_f64();
     let doc = render::render(root, &r, &stages, total, &load_before, with_levers);
-    let path = root.join("docs/benchmarks.md");
-    mkdir(&root.join("docs"))?;
+    let path = datapath::doc_path(root, args);
+    if let Some(parent) = path.parent() {
+        mkdir(parent)?;
+    }
     let old = fs::read_to_string(&path).unwrap_or_default();
     write(&path, &datapath::keep_section(&old, doc))?;
     eprintln!("\nwrote {} ({total:.0} s in all)", path.display());

@@ -70,7 +70,7 @@ pub fn run_all(root: &Path, args: &[String], build_pkg: bool) -> Result<(), Stri
         .arg("--out")
         .arg(root.join("target/bench/datapath.json"))
         .arg("--doc")
-        .arg(root.join("docs/benchmarks.md"))
+        .arg(doc_path(root, args))
         .current_dir(root);
     if named_ok {
         node.arg("--named-pkg").arg(&named);
@@ -108,6 +108,12 @@ pub fn build_servers() -> Result<(), String> {
         "--example",
         "test_server",
     ]))
+}
+
+/// Where the report goes: docs/benchmarks.md, or the file after `--doc` (a copy to
+/// compare, say).
+pub fn doc_path(root: &Path, args: &[String]) -> std::path::PathBuf {
+    value(args, "--doc").map_or_else(|| root.join("docs/benchmarks.md"), |p| root.join(p))
 }
 
 fn value<'a>(args: &'a [String], flag: &str) -> Option<&'a str> {
