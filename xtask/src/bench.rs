@@ -189,7 +189,7 @@ pub fn main(root: &Path, args: &[String]) -> Result<(), String> {
         mkdir(parent)?;
     }
     let old = fs::read_to_string(&path).unwrap_or_default();
-    write(&path, &datapath::keep_section(&old, doc))?;
+    write(&path, &datapath::keep_sections(&old, doc))?;
     eprintln!("\nwrote {} ({total:.0} s in all)", path.display());
     stages.print_timings(55);
     let failures = stages.failures();

@@ -34,6 +34,10 @@ usage: cargo xtask <command>
                      write docs/benchmarks.md
   bench --only datapath [--datapath-bytes N] [--datapath-rounds N]
                      only the data path against its ceilings (docs/benchmarks.md §7)
+  bench --only ID,...
+                     only these figures (id prefixes: tls13-ecdsa, bulk, memory,
+                     p256-verify, ...) on the three hosts, printed, docs untouched
+  bench --doc PATH   write the report to PATH instead of docs/benchmarks.md
 ";
 
 fn main() -> ExitCode {
@@ -130,6 +134,10 @@ fn test(root: &Path) -> Result<(), String> {
         run(pkg::wasm_env(&mut cargo(&[
             "clippy",
             "-j2",
+            "-p",
+            "wasm-tls",
+            "-p",
+            "wasm-tls-http",
             "--lib",
             "--test",
             "web",

@@ -14,8 +14,6 @@ use std::process::Command;
 
 use crate::{cargo, install, pkg, run};
 
-const BEGIN: &str = "<!-- datapath:begin -->";
-const END: &str = "<!-- datapath:end -->";
 /// Where this benchmark builds and keeps its files.
 const DIR: &str = "target/bench/datapath";
 
@@ -152,23 +150,39 @@ fn copy_tree(from: &Path, to: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// The data-path section of `old` (docs/benchmarks.md before `cargo xtask bench`
-/// rewrote it) put into `new`: where `new` has the markers, else before "## Method",
-/// else at the end. `new` unchanged if `old` has no section.
-pub fn keep_section(old: &str, new: String) -> String {
-    let (Some(a), Some(b)) = (old.find(BEGIN), old.find(END)) else {
+/// The sections of docs/benchmarks.md that other commands measure and write, each
+/// between `<!-- NAME:begin -->` and `<!-- NAME:end -->`: `cargo xtask bench` keeps them
+/// as they are when it rewrites the rest.
+pub const KEPT_SECTIONS: [&str; 4] = ["datapath", "post-quantum", "wasi-tls", "http"];
+
+/// `new` with every kept section of `old` (docs/benchmarks.md before the rewrite).
+pub fn keep_sections(old: &str, new: String) -> String {
+    KEPT_SECTIONS
+        .iter()
+        .fold(new, |doc, name| keep_section(old, doc, name))
+}
+
+/// The section `name` of `old` put into `new`: where `new` has its markers, else (the
+/// data path) before "## Method", else at the end. `new` unchanged if `old` has no
+/// such section.
+fn keep_section(old: &str, new: String, name: &str) -> String {
+    let (begin, end) = (
+        format!("<!-- {name}:begin -->"),
+        format!("<!-- {name}:end -->"),
+    );
+    let (Some(a), Some(b)) = (old.find(&begin), old.find(&end)) else {
         return new;
     };
     if b < a {
         return new;
     }
-    let section = &old[a..b + END.len()];
-    if let (Some(x), Some(y)) = (new.find(BEGIN), new.find(END)) {
+    let section = &old[a..b + end.len()];
+    if let (Some(x), Some(y)) = (new.find(&begin), new.find(&end)) {
         if x < y {
-            return format!("{}{section}{}", &new[..x], &new[y + END.len()..]);
+            return format!("{}{section}{}", &new[..x], &new[y + end.len()..]);
         }
     }
-    match new.find("\n## Method") {
+    match new.find("\n## Method").filter(|_| name == "datapath") {
         Some(m) => format!("{}{section}\n\n{}", &new[..=m], &new[m + 1..]),
         None => format!("{}\n\n{section}\n", new.trim_end()),
     }
@@ -178,19 +192,29 @@ pub fn keep_section(old: &str, new: String) -> String {
 mod tests {
     use super::*;
 
+    const BEGIN: &str = "<!-- datapath:begin -->";
+    const END: &str = "<!-- datapath:end -->";
+
     #[test]
     fn the_section_survives_a_rewrite() {
         let old = format!("# B\n\n{BEGIN}\n## 7. x\n{END}\n\n## Method\nold\n");
         let new = "# B\nnew\n\n## Method\nnew\n".to_owned();
-        let kept = keep_section(&old, new);
+        let kept = keep_sections(&old, new);
         assert_eq!(
             kept,
             format!("# B\nnew\n\n{BEGIN}\n## 7. x\n{END}\n\n## Method\nnew\n")
         );
-        assert_eq!(keep_section("# B\n", "# C\n".into()), "# C\n");
+        assert_eq!(keep_sections("# B\n", "# C\n".into()), "# C\n");
         assert_eq!(
-            keep_section(&old, "# C".into()),
+            keep_sections(&old, "# C".into()),
             format!("# C\n\n{BEGIN}\n## 7. x\n{END}\n")
+        );
+        // Another kept section goes where the new text has its markers, else at the end.
+        let old = "x\n<!-- http:begin -->\n## H\n<!-- http:end -->\n<!-- wasi-tls:begin -->W<!-- wasi-tls:end -->\n";
+        let new = "# N\n<!-- http:begin --><!-- http:end -->\n## Method\n".to_owned();
+        assert_eq!(
+            keep_sections(old, new),
+            "# N\n<!-- http:begin -->\n## H\n<!-- http:end -->\n## Method\n\n<!-- wasi-tls:begin -->W<!-- wasi-tls:end -->\n"
         );
     }
 }

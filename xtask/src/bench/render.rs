@@ -10,6 +10,10 @@ use super::machine::{load_average, locked_version, machine, version, BUSY, BUSY_
 use super::{levers, sections, Results, BUILD_DIR, NATIVE_ROUNDS, WASM_BENCH, WASM_ROUNDS};
 use crate::stages::Stages;
 
+/// The goal for the client's full TLS 1.3 ECDSA handshake in Chromium, as a multiple of
+/// native rustls (post-quantum key exchange off, as in §1's rows).
+const HANDSHAKE_TARGET: f64 = 3.0;
+
 /// The report's prose.
 const PROSE: &str = include_str!("benchmarks.md.in");
 
@@ -207,12 +211,10 @@ fn summary(
         hs(wt, "tls13-ecdsa-full", "client_us"),
         hs(chr, "tls13-ecdsa-full", "client_us"),
     );
-    let two_verifies = chr["primitives"].by_id("p256-verify")["value"]
-        .as_f64()
-        .map(|v| 2.0 * v);
-    let verdict = match (cn, cc, two_verifies) {
-        (Some(n), Some(c), _) if c <= 2.0 * n => t.fill("verdict-met", &[]),
-        (Some(n), Some(_), Some(v)) if v > 2.0 * n => t.fill(
+    let verify = chr["primitives"].by_id("p256-verify")["value"].as_f64();
+    let verdict = match (cn, cc, verify) {
+        (Some(n), Some(c), _) if c <= HANDSHAKE_TARGET * n => t.fill("verdict-met", &[]),
+        (Some(n), Some(_), Some(v)) if v > HANDSHAKE_TARGET * n => t.fill(
             "verdict-out-of-reach",
             values! { verifies: format!("{v:.0}") },
         ),
@@ -351,8 +353,8 @@ fn handshakes(t: &Template, hosts: [&Value; 3]) -> String {
                         p256_native: format!("{pn:.0}"),
                         p256_ratio: format!("{:.1}", pc / pn),
                         x25519: format!("{xc:.0}"),
-                        share: format!("{:.0}", (2.0 * pc + xc) / cc * 100.0),
-                        floor: format!("{:.1}", 2.0 * pc / cn),
+                        share: format!("{:.0}", (pc + xc) / cc * 100.0),
+                        floor: format!("{:.1}", pc / cn),
                         resumed: resumed,
                     },
                 )
@@ -368,7 +370,14 @@ fn handshakes(t: &Template, hosts: [&Value; 3]) -> String {
         d.push_str(&t.fill(
             "handshake-target",
             values! {
-                verdict: t.fill(if r_c <= 2.0 { "target-met" } else { "target-not-met" }, &[]),
+                verdict: t.fill(
+                    if r_c <= HANDSHAKE_TARGET {
+                        "target-met"
+                    } else {
+                        "target-not-met"
+                    },
+                    &[],
+                ),
                 native: format!("{cn:.0}"),
                 chromium: format!("{cc:.0}"),
                 ratio: format!("{r_c:.1}"),
