@@ -13,12 +13,12 @@ mod common;
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
-use std::process::Command;
+
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use common::{config_for, path_str, pki, OpensslServer, IO_TIMEOUT};
+use common::{config_for, pki, OpensslServer, IO_TIMEOUT};
 use rustls::crypto::{aws_lc_rs, SupportedKxGroup};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -320,43 +320,30 @@ mod wasmtime {
 
     /// `tls-client.wasm` under wasmtime to `port` as `localhost`, trusting the test root.
     fn run_wasm(port: u16) -> (bool, String, String) {
-        let (wasmtime, compiled) = common::compiled_wasm();
         let root = &pki().ecdsa.root_file;
         let dir = root.parent().unwrap_or(Path::new("/"));
         let name = root
             .file_name()
             .and_then(|n| n.to_str())
             .expect("a file name");
-        let out = Command::new(wasmtime)
-            .args([
-                "run",
-                "--allow-precompiled",
-                "-S",
-                "inherit-network",
-                "--dir",
-            ])
-            .arg(format!("{}::/certs", path_str(dir)))
-            .arg(compiled)
-            .args([
-                "--connect",
-                &SocketAddr::from((Ipv4Addr::LOCALHOST, port)).to_string(),
-                "--servername",
-                "localhost",
-                "--cafile",
-                &format!("/certs/{name}"),
-                "--no-default-roots",
-                "--timeout",
-                "10",
-                "--request",
-                "GET / HTTP/1.0\\r\\n\\r\\n",
-            ])
-            .output()
-            .expect("run wasmtime");
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+        let args: Vec<String> = [
+            "--connect",
+            &SocketAddr::from((Ipv4Addr::LOCALHOST, port)).to_string(),
+            "--servername",
+            "localhost",
+            "--cafile",
+            &format!("/certs/{name}"),
+            "--no-default-roots",
+            "--timeout",
+            "10",
+            "--request",
+            "GET / HTTP/1.0\\r\\n\\r\\n",
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+        let out = common::run_tls_client_wasm(dir, &args);
+        (out.status.success(), out.stdout, out.stderr)
     }
 
     #[test]

@@ -16,7 +16,7 @@ use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
-use common::{compiled_wasm, config_for, fresh_dir, path_str, OpensslServer};
+use common::{config_for, fresh_dir, path_str, OpensslServer};
 use rcgen::{
     BasicConstraints, CertificateParams, CustomExtension, DistinguishedName, DnType, IsCa, Issuer,
     KeyPair, SanType,
@@ -280,36 +280,14 @@ impl Client {
             "--request",
             "GET / HTTP/1.0\\r\\n\\r\\n",
         ]);
-        match self {
-            Self::Native => {
-                let out = common::run_tls_client(&args, None);
-                Run {
-                    ok: out.status.success(),
-                    stdout: out.stdout,
-                    stderr: out.stderr,
-                }
-            }
-            Self::Wasm => {
-                let (wasmtime, compiled) = compiled_wasm();
-                let out = Command::new(wasmtime)
-                    .args([
-                        "run",
-                        "--allow-precompiled",
-                        "-S",
-                        "inherit-network",
-                        "--dir",
-                    ])
-                    .arg(format!("{}::/certs", path_str(dir)))
-                    .arg(compiled)
-                    .args(&args)
-                    .output()
-                    .expect("run wasmtime");
-                Run {
-                    ok: out.status.success(),
-                    stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-                    stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-                }
-            }
+        let out = match self {
+            Self::Native => common::run_tls_client(&args, None),
+            Self::Wasm => common::run_tls_client_wasm(dir, &args),
+        };
+        Run {
+            ok: out.status.success(),
+            stdout: out.stdout,
+            stderr: out.stderr,
         }
     }
 }

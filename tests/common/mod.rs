@@ -733,6 +733,30 @@ pub fn run_tls_client<S: AsRef<OsStr>>(args: &[S], stdin: Option<&[u8]>) -> Comm
     output
 }
 
+/// Runs `tls-client.wasm` under wasmtime with `args`, the network, and `certs` as
+/// `/certs` (name files there `/certs/NAME`), and waits for it.
+pub fn run_tls_client_wasm(certs: &Path, args: &[String]) -> CommandOutput {
+    let (wasmtime, compiled) = compiled_wasm();
+    let out = Command::new(wasmtime)
+        .args([
+            "run",
+            "--allow-precompiled",
+            "-S",
+            "inherit-network",
+            "--dir",
+        ])
+        .arg(format!("{}::/certs", path_str(certs)))
+        .arg(compiled)
+        .args(args)
+        .output()
+        .expect("run wasmtime");
+    CommandOutput {
+        status: out.status,
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
 /// `tls-client` arguments for a server on 127.0.0.1:`port` verified as `servername`
 /// against `cafile` only.
 pub fn client_args(port: u16, servername: &str, cafile: &Path) -> Vec<String> {
