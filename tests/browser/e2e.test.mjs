@@ -44,14 +44,7 @@ function opts(extra = {}) {
 
 /** Runs a scenario of client.mjs in the page with the package loaded from /pkg/. */
 async function inPage(scenario, ...args) {
-  const result = await page.evaluate(
-    async ([scenario, args]) => {
-      const wasmTls = await import('/pkg/index.js');
-      const client = await import('/tests/browser/client.mjs');
-      return client[scenario](wasmTls, ...args);
-    },
-    [scenario, args],
-  );
+  const result = await h.runInPage(page, scenario, ...args);
   if (!result.ok && process.env.VERBOSE) console.error(result, pageLog);
   return result;
 }

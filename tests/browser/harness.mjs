@@ -200,6 +200,18 @@ export async function staticServer(extra = {}) {
   return { url: `http://127.0.0.1:${server.address().port}`, server };
 }
 
+/** Runs the scenario `name` of tests/browser/client.mjs in `page`, on the package. */
+export function runInPage(page, name, ...args) {
+  return page.evaluate(
+    async ([name, args]) => {
+      const wasmTls = await import('/pkg/index.js');
+      const client = await import('/tests/browser/client.mjs');
+      return client[name](wasmTls, ...args);
+    },
+    [name, args],
+  );
+}
+
 /** Headless Chromium (Debian's), driven by playwright-core; `extraArgs` go on its command line. */
 export async function browser(extraArgs = []) {
   const { chromium } = await import('playwright-core');

@@ -55,15 +55,9 @@ after(async () => {
   h.stopAll();
 });
 
-async function get(port, extra = {}) {
-  return page.evaluate(
-    async ([target, options]) => {
-      const wasmTls = await import('/pkg/index.js');
-      const client = await import('/tests/browser/client.mjs');
-      return client.httpGet(wasmTls, target, options);
-    },
-    [`127.0.0.1:${port}`, { relay: relay.url, serverName: 'localhost', ca: pki.ca, bundledRoots: false, ...extra }],
-  );
+function get(port, extra = {}) {
+  const options = { relay: relay.url, serverName: 'localhost', ca: pki.ca, bundledRoots: false, ...extra };
+  return h.runInPage(page, 'httpGet', `127.0.0.1:${port}`, options);
 }
 
 test('a post-quantum server negotiates X25519MLKEM768 by default', async () => {

@@ -66,15 +66,9 @@ after(async () => {
   h.stopAll();
 });
 
-async function get(port, ca) {
-  return page.evaluate(
-    async ([target, options]) => {
-      const wasmTls = await import('/pkg/index.js');
-      const client = await import('/tests/browser/client.mjs');
-      return client.httpGet(wasmTls, target, options);
-    },
-    [`127.0.0.1:${port}`, { relay: relay.url, serverName: 'localhost', ca, bundledRoots: false }],
-  );
+function get(port, ca) {
+  const options = { relay: relay.url, serverName: 'localhost', ca, bundledRoots: false };
+  return h.runInPage(page, 'httpGet', `127.0.0.1:${port}`, options);
 }
 
 test('ECDSA with SHA-512 on P-256 and P-384, and P-521, are accepted in the page', async () => {

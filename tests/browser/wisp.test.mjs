@@ -57,14 +57,7 @@ function opts(wisp, extra = {}) {
 
 /** Runs a scenario of client.mjs in `where` (default: the shared page). */
 async function inPage(scenario, args, where = page) {
-  const result = await where.evaluate(
-    async ([scenario, args]) => {
-      const wasmTls = await import('/pkg/index.js');
-      const client = await import('/tests/browser/client.mjs');
-      return client[scenario](wasmTls, ...args);
-    },
-    [scenario, args],
-  );
+  const result = await h.runInPage(where, scenario, ...args);
   if (!result.ok && process.env.VERBOSE) console.error(result, pageLog);
   return result;
 }
