@@ -7,7 +7,6 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createHash, randomFillSync } from 'node:crypto';
-import { readdirSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { Duplex } from 'node:stream';
@@ -40,28 +39,11 @@ before(async () => {
   const port = await new Promise((resolve) => child.stdout.on('data', (d) => resolve(Number(/listening on (\d+)/.exec(String(d))[1]))));
   bulk = { port, child };
   relay = await h.wispRelay([port]);
-  // @noble/hashes for SHA-256 in the page, which has no incremental digest of its own.
-  const noble = path.join(h.root, 'tests/browser/node_modules/@noble/hashes/esm');
-  const extra = {};
-  for (const f of readdirSync(noble)) if (f.endsWith('.js')) extra[`/noble/${f}`] = path.join(noble, f);
-  web = await h.staticServer(extra);
+  web = await h.staticServer(h.nobleFiles());
   chromium = await h.browser();
   page = await chromium.newPage();
   await page.goto(`${web.url}/`);
-  const imports = { '@noble/hashes/crypto': '/noble/crypto.js' };
-  await page.setContent(`<!doctype html><script type="importmap">${JSON.stringify({ imports })}</script>`);
-  await page.evaluate(async () => {
-    const [pkg, scenarios, { sha256 }] = await Promise.all([import('/pkg/index.js'), import('/tests/browser/datapath-client.mjs'), import('/noble/sha256.js')]);
-    const toHex = (b) => Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
-    globalThis.datapath = {
-      pkg,
-      scenarios,
-      sha256: () => {
-        const h = sha256.create();
-        return { update: (b) => h.update(b), hex: () => toHex(h.digest()) };
-      },
-    };
-  });
+  await h.loadInPage(page, 'datapath', { pkg: '/pkg/index.js', scenarios: '/tests/browser/datapath-client.mjs' });
   cdp = await page.context().newCDPSession(page);
 });
 
@@ -72,10 +54,7 @@ after(async () => {
 });
 
 const target = () => `127.0.0.1:${bulk.port}`;
-const nodeSha256 = () => {
-  const h = createHash('sha256');
-  return { update: (b) => h.update(b), hex: () => h.digest('hex') };
-};
+const nodeSha256 = h.nodeSha256;
 
 function transportOptions(kind, where) {
   const base = { serverName: 'localhost', ca: pki.ca, bundledRoots: false };

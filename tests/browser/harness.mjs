@@ -3,7 +3,8 @@
 // package, and headless Chromium. Everything binds 127.0.0.1 and is stopped at the end.
 
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { createServer } from 'node:http';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -198,6 +199,45 @@ export async function staticServer(extra = {}) {
   });
   await new Promise((r) => server.listen(0, '127.0.0.1', r));
   return { url: `http://127.0.0.1:${server.address().port}`, server };
+}
+
+/**
+ * @noble/hashes' files for staticServer(), under /noble/: the page has no incremental
+ * SHA-256 of its own.
+ */
+export function nobleFiles() {
+  const dir = path.join(root, 'tests/browser/node_modules/@noble/hashes/esm');
+  const files = {};
+  for (const f of readdirSync(dir)) if (f.endsWith('.js')) files[`/noble/${f}`] = path.join(dir, f);
+  return files;
+}
+
+/**
+ * Imports `modules` ({ name: url }) in `page`, which staticServer(nobleFiles()) serves,
+ * into globalThis[global], beside `sha256()`: an incremental digest as nodeSha256 gives.
+ */
+export async function loadInPage(page, global, modules) {
+  const imports = { '@noble/hashes/crypto': '/noble/crypto.js' };
+  await page.setContent(`<!doctype html><script type="importmap">${JSON.stringify({ imports })}</script>`);
+  await page.evaluate(
+    async ([global, modules]) => {
+      const names = Object.keys(modules);
+      const [{ sha256 }, ...loaded] = await Promise.all([import('/noble/sha256.js'), ...names.map((n) => import(modules[n]))]);
+      const toHex = (b) => Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
+      globalThis[global] = Object.fromEntries(names.map((n, i) => [n, loaded[i]]));
+      globalThis[global].sha256 = () => {
+        const h = sha256.create();
+        return { update: (b) => h.update(b), hex: () => toHex(h.digest()) };
+      };
+    },
+    [global, modules],
+  );
+}
+
+/** An incremental SHA-256 in Node.js: `update(bytes)`, then `hex()`. */
+export function nodeSha256() {
+  const hash = createHash('sha256');
+  return { update: (b) => hash.update(b), hex: () => hash.digest('hex') };
 }
 
 /** Runs the scenario `name` of tests/browser/client.mjs in `page`, on the package. */

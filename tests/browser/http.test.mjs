@@ -6,7 +6,6 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { readdirSync } from 'node:fs';
 import net from 'node:net';
 import { Duplex } from 'node:stream';
 import path from 'node:path';
@@ -29,28 +28,11 @@ before(async () => {
   pki = h.makePki();
   servers = await httpServers(pki, { bigSize: BIG });
   relay = await h.wispRelay([servers.h2Port, servers.h1Port]);
-  // @noble/hashes for SHA-256 in the page, which has no incremental digest of its own.
-  const noble = path.join(h.root, 'tests/browser/node_modules/@noble/hashes/esm');
-  const extra = {};
-  for (const f of readdirSync(noble)) if (f.endsWith('.js')) extra[`/noble/${f}`] = path.join(noble, f);
-  web = await h.staticServer(extra);
+  web = await h.staticServer(h.nobleFiles());
   chromium = await h.browser();
   page = await chromium.newPage();
   await page.goto(`${web.url}/`);
-  const imports = { '@noble/hashes/crypto': '/noble/crypto.js' };
-  await page.setContent(`<!doctype html><script type="importmap">${JSON.stringify({ imports })}</script>`);
-  await page.evaluate(async () => {
-    const [http, scenarios, { sha256 }] = await Promise.all([import('/pkg/http.js'), import('/tests/browser/http-client.mjs'), import('/noble/sha256.js')]);
-    const toHex = (b) => Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
-    globalThis.httpTests = {
-      http,
-      scenarios,
-      sha256: () => {
-        const h = sha256.create();
-        return { update: (b) => h.update(b), hex: () => toHex(h.digest()) };
-      },
-    };
-  });
+  await h.loadInPage(page, 'httpTests', { http: '/pkg/http.js', scenarios: '/tests/browser/http-client.mjs' });
 });
 
 after(async () => {
@@ -60,10 +42,7 @@ after(async () => {
   h.stopAll();
 });
 
-const nodeSha256 = () => {
-  const hash = createHash('sha256');
-  return { update: (b) => hash.update(b), hex: () => hash.digest('hex') };
-};
+const nodeSha256 = h.nodeSha256;
 
 function options(transport, extra = {}) {
   return { ...(transport === 'wisp' ? { wisp: relay.wisp } : { relay: relay.url }), ca: pki.ca, bundledRoots: false, ...extra };
