@@ -40,6 +40,7 @@ function role(pid, rootPid) {
   if (/plain-server\.mjs/.test(c)) return 'plain server';
   if (/hold-forwarder\.mjs/.test(c)) return 'forwarder';
   if (/websockify/.test(c)) return 'websockify';
+  if (/nginx/.test(c)) return 'nginx';
   if (/node-client\.mjs/.test(c)) return 'Node client';
   if (/chrom/.test(c)) {
     if (/--type=renderer/.test(c)) return 'renderer';
@@ -52,7 +53,7 @@ function role(pid, rootPid) {
 }
 
 /** Roles whose threads are listed (to find a saturated thread). */
-const THREADED = new Set(['renderer', 'network service', 'Chromium browser', 'relay', 'Node client', 'websockify', 'TLS server']);
+const THREADED = new Set(['driver', 'nginx', 'renderer', 'network service', 'Chromium browser', 'relay', 'Node client', 'websockify', 'TLS server']);
 
 /** A snapshot of CPU ticks: per process and thread of the tree under `rootPid`, and the machine's. */
 export function snapshot(rootPid = process.pid) {

@@ -8,9 +8,9 @@ function category(frame) {
   if (name === '(garbage collector)') return 'GC';
   if (name === '(program)' || name === '(root)') return 'native';
   if (url.startsWith('wasm://') || /\.wasm$/.test(url)) return 'wasm';
-  if (/\/wasm_tls\.js$/.test(url)) return 'glue';
+  if (/\/wasm_tls(_http)?\.js$/.test(url)) return 'glue';
   if (/\/(dp-)?pkg(-[\w-]+)?\//.test(url)) return 'package';
-  if (/\/bench\/datapath\//.test(url)) return 'bench';
+  if (/\/bench\/(datapath|http)\//.test(url)) return 'bench';
   if (/\/node_modules\/ws\//.test(url)) return 'ws';
   if (url.startsWith('node:')) return 'node';
   if (url.startsWith('file://') || url.startsWith('/')) return 'other JS';

@@ -69,7 +69,7 @@ function profileLine(p) {
 }
 
 /** Which thread or resource bounds a row, from /proc: a saturated thread, else the machine. */
-function boundOf(r, mainThread) {
+export function boundOf(r, mainThread) {
   const cpu = r.cpu;
   if (!cpu) return 'bound unknown (no /proc figures)';
   const top = cpu.threads[0];

@@ -112,6 +112,21 @@ pub fn describe(value: &JsValue) -> String {
 /// The most bytes one `next()` gathers from frames that are already there.
 const COALESCE: usize = 256 * 1024;
 
+/// `pieces` (`length` bytes in all) as one `Uint8Array`, each copied once, straight into
+/// JavaScript's memory.
+fn to_js(pieces: &[Bytes], length: usize) -> Uint8Array {
+    if let [one] = pieces {
+        return Uint8Array::from(&one[..]);
+    }
+    let out = Uint8Array::new_with_length(length as u32);
+    let mut at = 0;
+    for piece in pieces {
+        out.subarray(at, at + piece.len() as u32).copy_from(piece);
+        at += piece.len() as u32;
+    }
+    out
+}
+
 /// A response's body, read chunk by chunk. Dropping it (`free()`) before the end cancels
 /// the stream: RST_STREAM under HTTP/2; under HTTP/1.1 the connection is not reused.
 #[wasm_bindgen]
@@ -134,7 +149,8 @@ impl ResponseBody {
     pub fn next(&self) -> Promise {
         let incoming = Rc::clone(&self.incoming);
         future_to_promise(async move {
-            let mut chunk: Vec<u8> = Vec::new();
+            let mut pieces: Vec<Bytes> = Vec::new();
+            let mut length = 0;
             let outcome = std::future::poll_fn(|cx| {
                 let mut slot = incoming.borrow_mut();
                 let Some(body) = slot.as_mut() else {
@@ -145,16 +161,19 @@ impl ResponseBody {
                 // promise and a copy on the way out.
                 loop {
                     match Pin::new(&mut *body).poll_frame(cx) {
-                        Poll::Pending if chunk.is_empty() => return Poll::Pending,
+                        Poll::Pending if pieces.is_empty() => return Poll::Pending,
                         Poll::Pending => return Poll::Ready(Ok(true)),
-                        Poll::Ready(None) => return Poll::Ready(Ok(!chunk.is_empty())),
+                        Poll::Ready(None) => return Poll::Ready(Ok(!pieces.is_empty())),
                         Poll::Ready(Some(Err(err))) => return Poll::Ready(Err(err)),
                         Poll::Ready(Some(Ok(frame))) => {
                             // Trailers, or an empty frame: nothing for the reader.
                             if let Ok(data) = frame.into_data() {
-                                chunk.extend_from_slice(&data);
-                                if chunk.len() >= COALESCE {
-                                    return Poll::Ready(Ok(true));
+                                if !data.is_empty() {
+                                    length += data.len();
+                                    pieces.push(data);
+                                    if length >= COALESCE {
+                                        return Poll::Ready(Ok(true));
+                                    }
                                 }
                             }
                         }
@@ -163,7 +182,7 @@ impl ResponseBody {
             })
             .await;
             match outcome {
-                Ok(true) => Ok(Uint8Array::from(&chunk[..]).into()),
+                Ok(true) => Ok(to_js(&pieces, length).into()),
                 Ok(false) => {
                     incoming.borrow_mut().take();
                     Ok(JsValue::NULL)

@@ -26,9 +26,10 @@ pub struct JsIo {
     write_fn: Function,
     close_fn: Function,
     reading: Option<JsFuture>,
-    /// Bytes read but not yet taken by hyper, from `unread_at` on.
+    /// Bytes read but not yet taken by hyper: `unread[unread_at..unread_len]`.
     unread: Vec<u8>,
     unread_at: usize,
+    unread_len: usize,
     eof: bool,
     /// The last write's promise: the socket's room for the next one.
     writing: Option<JsFuture>,
@@ -70,6 +71,7 @@ impl JsIo {
             reading: None,
             unread: Vec::new(),
             unread_at: 0,
+            unread_len: 0,
             eof: false,
             writing: None,
             closing: None,
@@ -94,8 +96,8 @@ impl Read for JsIo {
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         loop {
-            if this.unread_at < this.unread.len() {
-                let n = buf.remaining().min(this.unread.len() - this.unread_at);
+            if this.unread_at < this.unread_len {
+                let n = buf.remaining().min(this.unread_len - this.unread_at);
                 buf.put_slice(&this.unread[this.unread_at..this.unread_at + n]);
                 this.unread_at += n;
                 return Poll::Ready(Ok(()));
@@ -119,9 +121,14 @@ impl Read for JsIo {
             let bytes = value
                 .dyn_into::<Uint8Array>()
                 .map_err(|_| io::Error::other("read() gave something other than bytes"))?;
-            this.unread.clear();
-            this.unread.resize(bytes.length() as usize, 0);
-            bytes.copy_to(&mut this.unread);
+            // The buffer is reused and only grown: zero-filling it per chunk cost as much
+            // as the copy itself.
+            let n = bytes.length() as usize;
+            if this.unread.len() < n {
+                this.unread.resize(n, 0);
+            }
+            bytes.copy_to(&mut this.unread[..n]);
+            this.unread_len = n;
             this.unread_at = 0;
         }
     }

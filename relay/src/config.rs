@@ -17,7 +17,8 @@ ws://RELAY/[IPV6]:PORT or ws://RELAY/?target=HOST:PORT. Binary messages carry ra
 bytes both ways, one TCP connection per WebSocket.
 
 Wisp mode: ws://RELAY/wisp/ carries many TCP streams over one WebSocket (Wisp v1,
-and v2 when the client offers the wisp-v2 subprotocol or a password is required).
+and v2 when the client offers a subprotocol, wisp-v2 or any, or a password is
+required).
 Each stream gets the same checks as a raw connection; UDP streams are refused.
 Each stream gets a credit of 64 packets; all the streams of one WebSocket
 together queue at most 16 MiB for their targets, after which the relay stops

@@ -54,21 +54,29 @@ pub const BUFFER_PACKETS: u32 = 64;
 /// WebSocket so holds at most this plus one message.
 pub const WS_BUFFER_BYTES: usize = 16 << 20;
 
-/// Picks the response's subprotocol on the Wisp path: `wisp-v2` when offered,
-/// otherwise none (Wisp v1 names none). Returns whether v2 was offered.
+/// Picks the response's subprotocol on the Wisp path and the version. Any offer means
+/// v2, as in the reference server (`@mercuryworkshop/wisp-js`): `wisp-v2` when offered,
+/// else the first name offered, echoed so that the browser accepts the handshake
+/// (epoxy-tls offers a random name of its own). No offer is v1, which names none.
+/// Returns whether it is v2.
 pub fn select_protocol(req: &Request, mut resp: Response) -> (Response, bool) {
-    let v2 = req
+    let offered: Vec<&str> = req
         .headers()
         .get_all(SEC_WEBSOCKET_PROTOCOL)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .any(|p| p.trim() == SUBPROTOCOL);
-    if v2 {
-        resp.headers_mut().insert(
-            SEC_WEBSOCKET_PROTOCOL,
-            HeaderValue::from_static(SUBPROTOCOL),
-        );
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .collect();
+    let chosen = offered
+        .iter()
+        .find(|p| **p == SUBPROTOCOL)
+        .or(offered.first())
+        .and_then(|p| HeaderValue::from_str(p).ok());
+    let v2 = chosen.is_some();
+    if let Some(value) = chosen {
+        resp.headers_mut().insert(SEC_WEBSOCKET_PROTOCOL, value);
     }
     (resp, v2)
 }

@@ -588,6 +588,12 @@ async fn versions_one_and_two() {
         v2.collect(&mut streams, |s| s.get(&1).is_some_and(|s| s.data == b"v2"))
             .await;
 
+        // Any other subprotocol is v2 too, echoed (epoxy-tls offers a random one).
+        let (ws, chosen) = relay.websocket("/wisp/", Some("5fdc355a-0c3e-4c1e")).await;
+        assert_eq!(chosen.as_deref(), Some("5fdc355a-0c3e-4c1e"));
+        let mut other = Wisp { ws };
+        assert_server_info(&other.recv().await, false);
+
         // The raw mode still works beside it.
         let (mut raw, _) = relay
             .websocket(&format!("/127.0.0.1:{}", echo.port()), None)

@@ -180,7 +180,7 @@ export async function staticServer(extra = {}) {
   const server = createServer((req, res) => {
     const url = new URL(req.url, 'http://x');
     let file = extra[url.pathname];
-    if (!file && /^\/(pkg|www|tests\/browser)\/[\w./-]*$/.test(url.pathname) && !url.pathname.includes('..')) {
+    if (!file && /^\/(pkg|www|tests\/browser|bench)\/[\w@./-]*$/.test(url.pathname) && !url.pathname.includes('..')) {
       file = path.join(root, url.pathname);
     }
     if (url.pathname === '/') {
@@ -288,12 +288,13 @@ export function writeFile(p, text) {
 
 /**
  * The relay with its Wisp endpoint, allowed to reach the given loopback ports. `listen`
- * fixes the address, so that a relay can be restarted where clients expect it.
+ * fixes the address, so that a relay can be restarted where clients expect it; `program`
+ * is the relay binary (a benchmark passes the release build).
  */
-export async function wispRelay(ports, extra = [], listen = '127.0.0.1:0') {
+export async function wispRelay(ports, extra = [], listen = '127.0.0.1:0', program = binary('wasm-tls-relay')) {
   const allow = ports.flatMap((p) => ['--allow', `127.0.0.1:${p}`]);
   const child = track(
-    spawn(binary('wasm-tls-relay'), ['--listen', listen, '--allow-private', ...allow, ...extra], {
+    spawn(program, ['--listen', listen, '--allow-private', ...allow, ...extra], {
       stdio: ['ignore', 'ignore', 'pipe'],
     }),
     'relay',

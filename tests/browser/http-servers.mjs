@@ -152,6 +152,8 @@ http {
     location /deflate { gzip off; ${proxy} }
     location /drop { ${proxy} }
     location /ws { ${proxy} }
+    # big.bin by the path the data-path benchmark's socket and ceiling ask for.
+    location /bytes/ { try_files /big.bin =404; }
   }
 }
 `;
