@@ -16,7 +16,7 @@
 // in pkg/ (cargo xtask build-pkg), nginx, Chromium, tests/browser's npm packages and,
 // for the peers' rows, bench/peers' (npm ci there).
 
-import { readFileSync, writeFileSync, existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import { createRequire } from 'node:module';
 import os from 'node:os';
@@ -270,7 +270,7 @@ function sizes() {
   const file = (f) => readFileSync(path.join(root, 'pkg', f));
   const gz = (b) => gzipSync(b, { level: 9 }).length;
   const wasm = file('wasm_tls_http_bg.wasm');
-  const js = ['http.js', 'wasm_tls_http.js', ...['connection.js', 'fetch.js', 'pool.js', 'wasm.js', 'websocket.js'].map((f) => `src/http/${f}`)].map(file);
+  const js = ['http.js', 'wasm_tls_http.js', ...readdirSync(path.join(root, 'pkg/src/http')).map((f) => `src/http/${f}`)].map(file);
   const jsAll = Buffer.concat(js);
   return { wasm: wasm.length, wasmGz: gz(wasm), js: jsAll.length, jsGz: js.reduce((n, b) => n + gz(b), 0) };
 }

@@ -62,8 +62,8 @@ function patternHash(bytes, sha256) {
 
 /**
  * Requests of every kind against `base` (an nginx origin): the protocol, the big file
- * byte for byte, request bodies of every type, a streamed echo of `echoBytes`, gzip and
- * deflate, redirects, abort.
+ * byte for byte, request bodies of every type, a streamed echo of `echoBytes`, gzip,
+ * deflate and brotli (where the platform decodes it), redirects, abort.
  */
 export async function fetchScenarios(http, options, base, echoBytes, sha256) {
   const client = http.createClient(options);
@@ -95,6 +95,15 @@ export async function fetchScenarios(http, options, base, echoBytes, sha256) {
     out.echo = { status: echo.status, ...(await hashBody(echo, sha256)), expected: patternHash(echoBytes, sha256) };
     out.gzip = await settle(text('/text.txt'));
     out.deflate = await settle(text('/deflate'));
+    out.brotli = await settle(text('/brotli'));
+    out.brotliDecoded = (() => {
+      try {
+        new DecompressionStream('brotli');
+        return true;
+      } catch {
+        return typeof process === 'object' && Boolean(process.versions?.node);
+      }
+    })();
     out.redirects = await settle(text('/redirect/1'));
     out.manual = await settle(client.fetch(`${base}/redirect/1`, { redirect: 'manual' }).then((r) => ({ status: r.status, location: r.headers.get('location') })));
     out.redirectError = await settle(client.fetch(`${base}/redirect/1`, { redirect: 'error' }));

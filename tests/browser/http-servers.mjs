@@ -12,7 +12,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { deflateSync } from 'node:zlib';
+import { brotliCompressSync, deflateSync } from 'node:zlib';
 import { WebSocketServer } from 'ws';
 import * as h from './harness.mjs';
 
@@ -25,8 +25,8 @@ function nginxProgram() {
 
 
 /**
- * The backend: /echo streams the body back, /hash answers its SHA-256, /deflate, /drop
- * (a body cut short), /ws.
+ * The backend: /echo streams the body back, /hash answers its SHA-256, /deflate, /brotli
+ * (if offered), /drop (a body cut short), /ws.
  */
 async function backend() {
   const server = createServer((req, res) => {
@@ -49,6 +49,11 @@ async function backend() {
       // 1 MiB announced, 256 KiB sent, then the connection drops.
       res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': String(1 << 20) });
       res.write(Buffer.alloc(256 << 10, 1), () => setTimeout(() => res.socket.destroy(), 50));
+    } else if (url.pathname === '/brotli') {
+      // brotli only to a client that offers it.
+      const br = /\bbr\b/.test(req.headers['accept-encoding'] || '');
+      res.writeHead(200, { 'content-type': 'text/plain', vary: 'accept-encoding', ...(br ? { 'content-encoding': 'br' } : {}) });
+      res.end(br ? brotliCompressSync(Buffer.from(TEXT)) : TEXT);
     } else if (url.pathname === '/deflate') {
       res.writeHead(200, { 'content-type': 'text/plain', 'content-encoding': 'deflate' });
       res.end(deflateSync(Buffer.from(TEXT)));
@@ -150,6 +155,7 @@ http {
     location /echo { ${proxy} }
     location /hash { ${proxy} }
     location /deflate { gzip off; ${proxy} }
+    location /brotli { gzip off; ${proxy} }
     location /drop { ${proxy} }
     location /ws { ${proxy} }
     # big.bin by the path the data-path benchmark's socket and ceiling ask for.

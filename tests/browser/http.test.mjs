@@ -13,7 +13,8 @@ import { WebSocket } from 'ws';
 import * as h from './harness.mjs';
 import * as scenarios from './http-client.mjs';
 import { httpServers, TEXT } from './http-servers.mjs';
-import * as http from '../../pkg/http.js';
+// What Node.js resolves `wasm-tls/http` to (the exports' "node" condition).
+import * as http from '../../pkg/http-node.js';
 
 const BIG = 64 << 20;
 
@@ -89,6 +90,9 @@ for (const where of ['node', 'chromium']) {
         assert.equal(r.gzip.value.text, TEXT);
         assert.equal(r.deflate.value.headers['content-encoding'], 'deflate');
         assert.equal(r.deflate.value.text, TEXT);
+        // brotli is offered, and decoded, exactly where the platform decodes it.
+        assert.equal(r.brotli.value.text, TEXT);
+        assert.equal(r.brotli.value.headers['content-encoding'], r.brotliDecoded ? 'br' : undefined);
         assert.deepEqual([r.redirects.value.status, r.redirects.value.text, r.redirects.value.redirected], [200, 'hello\n', true]);
         assert.equal(r.redirects.value.url, `${origin(port)}/hello.txt`);
         assert.deepEqual(r.manual.value, { status: 302, location: `${origin(port)}/redirect/2` });

@@ -9,8 +9,8 @@
 //! Here the stages in order; in `bench/`: `run` (the hosts' builds and runs),
 //! `levers` (the speed levers), `machine` (machine facts and interference), `render`
 //! and `sections` (the report, with its prose in `benchmarks.md.in`), `only` (`--only
-//! ID,…`: a few figures, printed) and `datapath` (the data path's benchmark, also
-//! `--only datapath`).
+//! ID,…`: a few figures, printed), `datapath` (the data path's benchmark, also
+//! `--only datapath`) and `http` (wasm-tls/http's, also `--only http`).
 
 use std::fs;
 use std::path::Path;
@@ -26,6 +26,7 @@ macro_rules! values {
 }
 
 mod datapath;
+mod http;
 mod levers;
 mod machine;
 mod only;
@@ -85,6 +86,9 @@ struct Results {
 
 pub fn main(root: &Path, args: &[String]) -> Result<(), String> {
     if let Some(result) = datapath::only(root, args) {
+        return result;
+    }
+    if let Some(result) = http::only(root, args) {
         return result;
     }
     if let Some(ids) = only::figures(args) {
@@ -176,6 +180,9 @@ pub fn main(root: &Path, args: &[String]) -> Result<(), String> {
 
     stages.run("data path: the package against its ceiling", || {
         datapath::run_all(root, args, r.package.is_none())
+    });
+    stages.run("http: fetch against the socket, the ceiling and the peers", || {
+        http::run_all(root, args, r.package.is_none())
     });
 
     if let (true, Some(shipped)) = (with_levers, shipped) {

@@ -34,6 +34,9 @@ usage: cargo xtask <command>
                      write docs/benchmarks.md
   bench --only datapath [--datapath-bytes N] [--datapath-rounds N]
                      only the data path against its ceilings (docs/benchmarks.md §7)
+  bench --only http [--http-bytes N] [--http-rounds N]
+                     only wasm-tls/http's fetch against the socket, the ceiling and
+                     the peers (libcurl.js, epoxy-tls)
   bench --only ID,...
                      only these figures (id prefixes: tls13-ecdsa, bulk, memory,
                      p256-verify, ...) on the three hosts, printed, docs untouched

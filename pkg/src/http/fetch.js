@@ -1,7 +1,8 @@
 // fetch() over the pool: the Fetch standard's request and response shapes, redirects,
-// abort, and gzip/deflate decoding (the platform's DecompressionStream: no code in wasm).
+// abort, and the body decoded by its Content-Encoding (decoding.js).
 
 import { TlsError } from '../errors.js';
+import { acceptEncoding, decode } from './decoding.js';
 
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 const MAX_REDIRECTS = 20;
@@ -88,7 +89,7 @@ function headerList(url, method, headers, http2) {
   for (const [name, value] of headers) {
     if (!HOP_BY_HOP.has(name)) list.push(name, value);
   }
-  if (!headers.has('accept-encoding')) list.push('accept-encoding', 'gzip, deflate');
+  if (!headers.has('accept-encoding')) list.push('accept-encoding', acceptEncoding());
   if (!headers.has('accept')) list.push('accept', '*/*');
   return list;
 }
@@ -211,9 +212,7 @@ function toResponse(pool, target, conn, head, url, method, signal) {
       // body is not read and the server is held back.
       { highWaterMark: 256 * 1024, size: (chunk) => chunk.byteLength },
     );
-    const encoding = (headers.get('content-encoding') || '').trim().toLowerCase();
-    const format = encoding === 'gzip' || encoding === 'x-gzip' ? 'gzip' : encoding === 'deflate' ? 'deflate' : null;
-    if (format) stream = stream.pipeThrough(new DecompressionStream(format));
+    stream = decode(stream, headers.get('content-encoding'));
   }
   const response = new Response(stream, { status: status < 200 || status > 599 ? 200 : status, headers });
   if (status < 200 || status > 599) Object.defineProperty(response, 'status', { value: status });

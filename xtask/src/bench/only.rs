@@ -1,7 +1,8 @@
 //! `cargo xtask bench --only ID[,ID…]`: a few figures on the three hosts, from the same
 //! builds and inputs as the whole run, printed instead of written to docs/benchmarks.md.
 //! The ids are the report's, or their prefixes or groups (`tls13-ecdsa-full`, `bulk`,
-//! `memory`, …); `--only datapath` is the data path's benchmark (datapath.rs).
+//! `memory`, …); `--only datapath` is the data path's benchmark (datapath.rs), `--only
+//! http` wasm-tls/http's (http.rs).
 
 use std::fs;
 use std::path::Path;
@@ -14,12 +15,13 @@ use super::run::{self, mkdir, parse, read, write};
 use super::{install_for_bench, NATIVE_BENCH, WASM_BENCH};
 use crate::stages::Stages;
 
-/// The figures `--only` asks for; None without `--only` or for `--only datapath`.
+/// The figures `--only` asks for; None without `--only` or for `--only datapath` or
+/// `--only http`.
 pub fn figures(args: &[String]) -> Option<&str> {
     let i = args.iter().position(|a| a == "--only")?;
     args.get(i + 1)
         .map(String::as_str)
-        .filter(|ids| *ids != "datapath")
+        .filter(|ids| *ids != "datapath" && *ids != "http")
 }
 
 /// Runs the figures `ids` (comma-separated) natively, in wasmtime and in Chromium.
