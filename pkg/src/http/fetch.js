@@ -208,9 +208,10 @@ function toResponse(pool, target, conn, head, url, method, signal) {
           release(conn.http2);
         },
       },
-      // Read ahead up to 256 KiB while the application works on a chunk: past it, the
-      // body is not read and the server is held back.
-      { highWaterMark: 256 * 1024, size: (chunk) => chunk.byteLength },
+      // Read ahead up to 1 MiB while the application works on a chunk (256 KiB left
+      // HTTP/1.1 at 0.8 of the socket's rate in Chromium): past it, the body is not read
+      // and the server is held back.
+      { highWaterMark: 1024 * 1024, size: (chunk) => chunk.byteLength },
     );
     stream = decode(stream, headers.get('content-encoding'));
   }
