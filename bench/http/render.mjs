@@ -99,12 +99,29 @@ export function render(out) {
     const lines = peers.map((p) => (p.mbps == null ? `${p.name}: failed (${p.error})` : `${p.name} ${mbps(p.mbps)} MB/s (ours ${r2(ratio(best, p.mbps))}× that${best > p.mbps ? ', ahead' : ', behind'})`));
     L.push(`- Chromium over Wisp, against the peers' fetch: ours at best ${mbps(best)} MB/s; ${lines.join('; ')}.`);
   }
+  const chromeSocket = get('Chromium', 'raw', 'socket alone');
+  const chromeCeiling = get('Chromium', 'raw', 'no TLS (ceiling)');
+  if (chromeSocket && chromeCeiling) {
+    L.push(
+      `- The ceiling goal cannot be met above the socket it runs on: in Chromium the socket alone reaches ${r2(ratio(chromeSocket.mbps, chromeCeiling.mbps))} of the ceiling over the raw relay ` +
+        `and ${r2(ratio(get('Chromium', 'wisp', 'socket alone')?.mbps, get('Chromium', 'wisp', 'no TLS (ceiling)')?.mbps))} over Wisp, bound by the TLS core's cipher on the page's thread (the data-path section measures it).`,
+    );
+  }
   const native = get('Node.js', 'raw', "undici over Node's TLS");
   if (native && native.mbps != null) {
     const f = get('Node.js', 'raw', 'fetch HTTP/1.1');
     L.push(`- Node.js, raw relay: undici over Node's own TLS (OpenSSL) reaches ${mbps(native.mbps)} MB/s; fetch over HTTP/1.1 is ${r2(ratio(f?.mbps, native.mbps))} of it.`);
   }
   L.push('');
+
+  L.push(
+    '**What fetch adds to the socket, per byte.** The plaintext crosses into the HTTP module (a copy into its memory) and out again (a copy into a new `ArrayBuffer`, the dearer one: about as much as the socket\'s own copy out of the TLS module), ' +
+      "and each chunk costs a promise each way and hyper's parsing. Where the JavaScript thread is the bound (Node.js), that is the gap to the socket; in Chromium on two CPUs the renderer, the network service, the relay and nginx share them, so the gap moves with the load. " +
+      'Three changes measured here closed most of it: the HTTP module stopped zero-filling its read buffer and copying each chunk twice on the way out (Node.js fetch went from 0.52 to 0.8 of the socket), ' +
+      'the `Response` body reads 1 MiB ahead (256 KiB held HTTP/1.1 at 0.8 of the socket in Chromium), and HTTP/2 windows grew from 4 MiB to 12 MiB a stream and 24 MiB a connection, as large as a browser\'s: ' +
+      'every buffer between nginx and hyper (the relay\'s, the WebSocket\'s, the socket\'s) is in flight, and with 4 MiB HTTP/2 ran at 0.6 of HTTP/1.1, waiting for WINDOW_UPDATEs.',
+    '',
+  );
 
   // ---- bounds ----
   if (out.profiles.length) {

@@ -181,9 +181,10 @@ pub fn main(root: &Path, args: &[String]) -> Result<(), String> {
     stages.run("data path: the package against its ceiling", || {
         datapath::run_all(root, args, r.package.is_none())
     });
-    stages.run("http: fetch against the socket, the ceiling and the peers", || {
-        http::run_all(root, args, r.package.is_none())
-    });
+    stages.run(
+        "http: fetch against the socket, the ceiling and the peers",
+        || http::run_all(root, args, r.package.is_none()),
+    );
 
     if let (true, Some(shipped)) = (with_levers, shipped) {
         (r.levers, r.levers_run) = levers::run_all(&mut stages, root, &dir, shipped, &web);
