@@ -20,8 +20,21 @@ const DIR: &str = "target/bench/datapath";
 /// For `cargo xtask bench --only datapath`: installs what it needs and runs; None when
 /// the command line asks for something else.
 pub fn only(root: &Path, args: &[String]) -> Option<Result<(), String>> {
+    only_run(root, args, "datapath", "data path", run_all)
+}
+
+/// `cargo xtask bench --only NAME` for a benchmark run by Node.js in Chromium and Node
+/// (`run_all(root, args, build_pkg)`): installs what those need, runs it and prints its
+/// time; None when the command line asks for something else.
+pub fn only_run(
+    root: &Path,
+    args: &[String],
+    name: &str,
+    label: &str,
+    run_all: fn(&Path, &[String], bool) -> Result<(), String>,
+) -> Option<Result<(), String>> {
     let i = args.iter().position(|a| a == "--only")?;
-    if args.get(i + 1).map(String::as_str) != Some("datapath") {
+    if args.get(i + 1).map(String::as_str) != Some(name) {
         return None;
     }
     let started = std::time::Instant::now();
@@ -30,7 +43,7 @@ pub fn only(root: &Path, args: &[String]) -> Option<Result<(), String>> {
         .and_then(|()| install::npm(root, "tests/browser"))
         .and_then(|()| run_all(root, args, true));
     eprintln!(
-        "data path: {} in {:.0} s",
+        "{label}: {} in {:.0} s",
         if result.is_ok() { "done" } else { "FAILED" },
         started.elapsed().as_secs_f64()
     );

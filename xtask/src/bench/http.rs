@@ -10,27 +10,13 @@
 use std::path::Path;
 use std::process::Command;
 
-use super::datapath::{build_servers, doc_path};
+use super::datapath::{build_servers, doc_path, only_run};
 use crate::{install, pkg, run};
 
 /// For `cargo xtask bench --only http`: installs what it needs and runs; None when the
 /// command line asks for something else.
 pub fn only(root: &Path, args: &[String]) -> Option<Result<(), String>> {
-    let i = args.iter().position(|a| a == "--only")?;
-    if args.get(i + 1).map(String::as_str) != Some("http") {
-        return None;
-    }
-    let started = std::time::Instant::now();
-    let result = install::apt(&["clang", "openssl", "chromium", "nginx", "nodejs", "npm"])
-        .and_then(|()| install::for_pkg(root))
-        .and_then(|()| install::npm(root, "tests/browser"))
-        .and_then(|()| run_all(root, args, true));
-    eprintln!(
-        "http: {} in {:.0} s",
-        if result.is_ok() { "done" } else { "FAILED" },
-        started.elapsed().as_secs_f64()
-    );
-    Some(result)
+    only_run(root, args, "http", "http", run_all)
 }
 
 /// Builds what the benchmark needs (the package too, unless `build_pkg` is false
