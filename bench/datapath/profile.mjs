@@ -7,7 +7,7 @@ function category(frame) {
   if (name === '(idle)') return 'idle';
   if (name === '(garbage collector)') return 'GC';
   if (name === '(program)' || name === '(root)') return 'native';
-  if (url.startsWith('wasm://') || /\.wasm$/.test(url)) return 'wasm';
+  if (url.startsWith('wasm://') || /\.wasm(-[0-9a-f]+)?$/.test(url)) return /wasm_tls_http/.test(url) ? 'wasm-http' : 'wasm';
   if (/\/wasm_tls(_http)?\.js$/.test(url)) return 'glue';
   if (/\/(dp-)?pkg(-[\w-]+)?\//.test(url)) return 'package';
   if (/\/bench\/(datapath|http)\//.test(url)) return 'bench';
@@ -20,6 +20,7 @@ function category(frame) {
 
 export const CATEGORY_NAMES = {
   wasm: 'wasm (the TLS core)',
+  'wasm-http': 'wasm (the HTTP module: hyper, h2)',
   glue: "wasm-bindgen's glue",
   package: "the package's JS",
   bench: 'the benchmark',
