@@ -1,7 +1,8 @@
 // wasm-tls/http end to end: fetch() and WebSocket from Node.js and headless Chromium,
 // through the relay (raw WebSocket and Wisp), to nginx over HTTP/2 and HTTP/1.1 (ALPN),
 // and to a WebSocket echo server behind nginx. nginx's access log counts the TLS
-// connections. Every scenario is in http-client.mjs, run the same way in both places.
+// connections. Every scenario is in http-client.mjs, run the same way in both places;
+// epoxy-tls, a peer's client, checks the relay's Wisp endpoint against its defaults.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -224,6 +225,23 @@ test('a response body that is not read holds the server back (HTTP/2 flow contro
       assert.ok(r.rest > BIG - (16 << 20), label);
     }
   }
+});
+
+test('epoxy-tls, a Wisp client nobody here wrote, fetches through the relay with its own defaults', async () => {
+  // It offers a WebSocket subprotocol of its own (a random name) and speaks Wisp v2.
+  const r = await page.evaluate(
+    async ([wisp, url, ca]) => {
+      const dir = '/tests/browser/node_modules/@mercuryworkshop/epoxy-tls/full';
+      const epoxy = await import(`${dir}/epoxy.js`);
+      await epoxy.default({ module_or_path: `${dir}/epoxy.wasm` });
+      const options = new epoxy.EpoxyClientOptions();
+      options.pem_files = [ca];
+      const response = await new epoxy.EpoxyClient(wisp, options).fetch(url);
+      return { status: response.status, text: await response.text() };
+    },
+    [relay.wisp, `${origin(servers.h2Port)}/hello.txt`, pki.ca],
+  );
+  assert.deepEqual(r, { status: 200, text: 'hello\n' });
 });
 
 test('Node.js: a body the server cuts short fails the reader with a TlsError, over HTTP/2 and HTTP/1.1', async () => {
