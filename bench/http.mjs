@@ -134,6 +134,7 @@ async function rounds(host, cases, run) {
   for (const row of rows) {
     const ok = row.rounds.filter((r) => r.ok);
     row.mbps = median(ok.map((r) => r.mbps));
+    row.each = ok.map((r) => Math.round(r.mbps * 10) / 10);
     row.ttfbMs = median(ok.map((r) => r.ttfbMs));
     row.others = median(row.rounds.map((r) => r.others));
     row.failures = row.rounds.filter((r) => !r.ok).map((r) => r.error);

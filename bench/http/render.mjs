@@ -58,7 +58,7 @@ export function render(out) {
       `Chromium ${out.chromium || '—'}, Node.js ${out.machine.node}, ${out.machine.cpus} CPUs (${out.machine.model || 'unknown'}); load average ${out.machine.loadBefore?.toFixed(1)} before, ${out.machine.loadAfter?.toFixed(1)} after. ` +
       `Reproduce with \`${out.command}\`.`,
     '',
-    '| host | relay | what | first byte (ms) | MB/s | of the socket | of the ceiling | others\' CPUs |',
+    '| host | relay | what | first byte (ms) | MB/s, median (range) | of the socket | of the ceiling | others\' CPUs |',
     '|---|---|---|---:|---:|---:|---:|---:|',
   );
   for (const r of rows) {
@@ -67,7 +67,8 @@ export function render(out) {
     const ofSocket = r.what === 'socket' || r.what === 'ceiling' ? null : ratio(r.mbps, socket?.mbps);
     const ofCeiling = r.what === 'ceiling' ? null : ratio(r.mbps, ceiling?.mbps);
     const what = r.version ? `${r.name} ${r.version}` : r.name;
-    const speed = r.mbps == null ? `failed: ${r.error}` : mbps(r.mbps);
+    const range = r.each && r.each.length > 1 ? ` (${mbps(Math.min(...r.each))}–${mbps(Math.max(...r.each))})` : '';
+    const speed = r.mbps == null ? `failed: ${r.error}` : `${mbps(r.mbps)}${range}`;
     L.push(`| ${r.host} | ${r.via === 'wisp' ? 'Wisp' : 'raw'} | ${what} | ${ms(r.ttfbMs)} | ${speed} | ${r2(ofSocket)} | ${r2(ofCeiling)} | ${r.others == null ? '—' : r.others.toFixed(2)} |`);
   }
   L.push('');
