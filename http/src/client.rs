@@ -13,7 +13,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::{future_to_promise, spawn_local};
 
 use crate::body::{RequestBody, ResponseBody};
-use crate::io::JsIo;
+use crate::io::{Inbox, JsIo};
 
 /// hyper's executor for HTTP/2's background tasks: the page's (or Node's) event loop.
 #[derive(Clone, Copy)]
@@ -53,12 +53,19 @@ pub struct HttpConnection {
     sender: Rc<RefCell<Sender>>,
 }
 
-/// Opens HTTP (`http2`: HTTP/2, else HTTP/1.1) over `io`. `on_close` is called once the
-/// connection has ended: with nothing, or with the HTTP layer's message if it failed.
+/// Opens HTTP (`http2`: HTTP/2, else HTTP/1.1) reading from `inbox` and writing through
+/// `io` (see `io.rs`). `on_close` is called once the connection has ended: with nothing,
+/// or with the HTTP layer's message if it failed.
 #[wasm_bindgen(js_name = openHttpConnection)]
-pub fn open_http_connection(io: JsValue, http2: bool, on_close: Function) -> Promise {
+pub fn open_http_connection(
+    inbox: &Inbox,
+    io: JsValue,
+    http2: bool,
+    on_close: Function,
+) -> Promise {
+    let io = JsIo::new(inbox, io);
     future_to_promise(async move {
-        let io = JsIo::new(io)?;
+        let io = io?;
         let report = move |result: Result<(), hyper::Error>| {
             let arg = match result {
                 Ok(()) => JsValue::UNDEFINED,

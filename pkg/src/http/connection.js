@@ -5,20 +5,43 @@
 
 import { connect } from '../../index.js';
 import { TlsError, asTlsError } from '../errors.js';
-import { openHttpConnection } from '../../wasm_tls_http.js';
+import { Inbox, openHttpConnection } from '../../wasm_tls_http.js';
 
-/** The plaintext of `socket` as the wasm module's connection object. */
-function socketIo(socket) {
+/**
+ * The plaintext of `socket` for the wasm module: what it reads is pushed into `inbox`
+ * (which answers whether it has room, and calls back when it has again); what it writes
+ * goes through the object returned. `ended()` tells whether the connection is gone.
+ */
+function socketIo(socket, inbox, ended) {
   const reader = socket.readable.getReader();
   const writer = socket.writable.getWriter();
+  let wake = null;
+  inbox.onRoom(() => {
+    const resume = wake;
+    wake = null;
+    if (resume) resume();
+  });
+  (async () => {
+    try {
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) return inbox.end();
+        if (!inbox.push(value)) await new Promise((resolve) => (wake = resolve));
+        if (ended()) return undefined;
+      }
+    } catch (err) {
+      return inbox.fail(err instanceof Error ? err.message : String(err));
+    }
+  })();
   return {
-    read: () => reader.read().then((r) => (r.done ? null : r.value)),
     // The write is taken at once; the promise is the socket's room for the next one.
     write: (bytes) => {
       writer.write(bytes).catch(() => {});
       return writer.ready;
     },
     close: () => writer.close().catch(() => {}),
+    /** Lets a reader waiting for room see that the connection ended. */
+    wake: () => wake?.(),
   };
 }
 
@@ -41,7 +64,9 @@ export class Connection {
     const http2 = info.secure && info.alpn === 'h2';
     const conn = new Connection(socket, http2);
     try {
-      conn.http = await openHttpConnection(socketIo(socket), http2, (message) => conn._ended(message));
+      const inbox = new Inbox();
+      conn.io = socketIo(socket, inbox, () => conn.closed);
+      conn.http = await openHttpConnection(inbox, conn.io, http2, (message) => conn._ended(message));
     } catch (err) {
       socket.abort();
       throw conn.error(err);
@@ -52,6 +77,7 @@ export class Connection {
   constructor(socket, http2) {
     this.socket = socket;
     this.http2 = http2;
+    this.io = null;
     this.closed = false;
     this.active = 0;
     this.socketError = null;
@@ -69,6 +95,7 @@ export class Connection {
     if (message && !this.failure) this.failure = message;
     if (this.closed) return;
     this.closed = true;
+    this.io?.wake();
     if (this.onclose) this.onclose(this);
   }
 
