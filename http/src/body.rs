@@ -1,6 +1,6 @@
 //! Bodies across the boundary: a request body that hyper pulls from JavaScript, and a
-//! response body that JavaScript pulls from hyper, one chunk per call (so a slow reader
-//! slows the connection: HTTP/2 flow control, or TCP under HTTP/1.1).
+//! response body that this module pushes into JavaScript while its reader wants more (so
+//! a slow reader slows the connection: HTTP/2 flow control, or TCP under HTTP/1.1).
 
 use std::cell::RefCell;
 use std::fmt;
