@@ -63,7 +63,10 @@ impl Inbox {
         let n = bytes.length() as usize;
         if s.at == s.len {
             (s.at, s.len) = (0, 0);
-        } else if s.at > 0 {
+        } else if s.at > 0 && s.len + n > s.buf.len() {
+            // Unread bytes move to the front only when the end has no room for these:
+            // HTTP/2 reads 8 KiB at a time, and moving them on every push cost more than
+            // hyper's own work.
             let (at, len) = (s.at, s.len);
             s.buf.copy_within(at..len, 0);
             (s.at, s.len) = (0, len - at);
@@ -77,7 +80,7 @@ impl Inbox {
         let start = s.len;
         bytes.copy_to(&mut s.buf[start..end]);
         s.len = end;
-        s.full = end >= ROOM;
+        s.full = end - s.at >= ROOM;
         let room = !s.full;
         let reader = s.reader.take();
         drop(s);
