@@ -14,6 +14,8 @@ const mbps = (v) => (v == null ? '—' : v >= 100 ? v.toFixed(0) : v.toFixed(1))
 const ms = (v) => (v == null ? '—' : v >= 100 ? v.toFixed(0) : v.toFixed(1));
 const ratio = (a, b) => (a == null || b == null || b === 0 ? null : a / b);
 const r2 = (v) => (v == null ? '—' : v.toFixed(2));
+/** Three digits where a goal is judged, so that 0.899 does not read as 0.90. */
+const r3 = (v) => (v == null ? '—' : v.toFixed(3));
 const bytes = (n) => n.toLocaleString('en-US');
 const met = (v, goal) => (v == null ? '' : v >= goal ? ' (met)' : ' (not met)');
 
@@ -36,7 +38,7 @@ export function render(out) {
     '**Size.** The HTTP entry point is a second WebAssembly module, loaded only by pages that import `wasm-tls/http` ' +
       '(the test suite checks that the demo page loads none of it before its fetch panel is used). It holds no TLS: its connections are the package\'s sockets.',
     '',
-    '| `wasm-tls/http` adds | bytes | gzipped (`gzip -9`) |',
+    '| `wasm-tls/http` adds | bytes | gzipped (zlib, level 9) |',
     '|---|---:|---:|',
     `| \`wasm_tls_http_bg.wasm\` (hyper 1.x HTTP/1.1 + HTTP/2, h2, tungstenite) | ${bytes(size.wasm)} | ${bytes(size.wasmGz)} |`,
     `| its JS (\`http.js\`, \`src/http/*.js\`, wasm-bindgen's glue), per file | ${bytes(size.js)} | ${bytes(size.jsGz)} |`,
@@ -86,8 +88,8 @@ export function render(out) {
         if (!f) continue;
         const s = ratio(f.mbps, socket.mbps);
         const c = ratio(f.mbps, ceiling?.mbps);
-        let text = `${name.replace('fetch ', '')} at ${r2(s)} of the socket${met(s, OF_SOCKET)}`;
-        if (host === 'Chromium') text += ` and ${r2(c)} of the ceiling${met(c, OF_CEILING)}`;
+        let text = `${name.replace('fetch ', '')} at ${r3(s)} of the socket${met(s, OF_SOCKET)}`;
+        if (host === 'Chromium') text += ` and ${r3(c)} of the ceiling${met(c, OF_CEILING)}`;
         parts.push(text);
       }
       L.push(`- ${host}, ${via === 'wisp' ? 'Wisp' : 'raw relay'}: fetch over ${parts.join('; over ')}.`);
