@@ -27,7 +27,7 @@ import { gzipSync } from 'node:zlib';
 import * as h from '../tests/browser/harness.mjs';
 import { httpServers } from '../tests/browser/http-servers.mjs';
 import { snapshot, usage } from './datapath/cpu.mjs';
-import { summarize } from './datapath/profile.mjs';
+import { category, summarize } from './datapath/profile.mjs';
 import * as scenarios from './datapath/scenarios.mjs';
 import { median } from './datapath/scenarios.mjs';
 import { makeRunner } from './http/cases.mjs';
@@ -248,14 +248,24 @@ async function nodePart(s, relay, pki, out) {
     if (args.profiles) {
       const session = new Session();
       session.connect();
-      for (const c of cases.filter((c) => c.via === 'raw' && c.what !== 'ceiling')) {
+      // Node names no stripped wasm module in its profiles, only a hash: the socket alone
+      // runs first, and the wasm it runs is the TLS core's; any other is the HTTP module's.
+      const tlsWasm = new Set();
+      const categoryOf = (frame) => {
+        const c = category(frame);
+        return c === 'wasm' && !tlsWasm.has(frame.url) ? 'wasm-http' : c;
+      };
+      const profiled = cases.filter((c) => c.via === 'raw' && c.what !== 'ceiling');
+      profiled.sort((a, b) => (b.what === 'socket') - (a.what === 'socket'));
+      for (const c of profiled) {
         await session.post('Profiler.enable');
         await session.post('Profiler.setSamplingInterval', { interval: 200 });
         await session.post('Profiler.start');
         const r = await measured(() => run(c.spec), `profile of Node.js ${c.name}`);
         const { profile } = await session.post('Profiler.stop');
         await session.post('Profiler.disable');
-        if (r.ok) out.profiles.push({ host: 'Node.js', via: c.via, name: c.name, mbps: r.mbps, ...summarize(profile) });
+        if (c.what === 'socket') for (const n of profile.nodes) if (n.callFrame.url.startsWith('wasm://')) tlsWasm.add(n.callFrame.url);
+        if (r.ok) out.profiles.push({ host: 'Node.js', via: c.via, name: c.name, mbps: r.mbps, ...summarize(profile, 8, categoryOf) });
       }
       session.disconnect();
     }

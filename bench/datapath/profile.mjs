@@ -2,7 +2,7 @@
 // through CDP or from Node's inspector): self time by category and by function.
 
 /** What a profile node's code is. */
-function category(frame) {
+export function category(frame) {
   const { functionName: name, url } = frame;
   if (name === '(idle)') return 'idle';
   if (name === '(garbage collector)') return 'GC';
@@ -47,7 +47,7 @@ function wasmBucket(name) {
  * Self time of a Profiler.Profile: per category (ms and share of the sampled time and
  * of the busy, non-idle, time), the busiest functions, and the wasm split by bucket.
  */
-export function summarize(profile, top = 8) {
+export function summarize(profile, top = 8, categoryOf = category) {
   const nodes = new Map(profile.nodes.map((n) => [n.id, n]));
   const self = new Map();
   const { samples = [], timeDeltas = [] } = profile;
@@ -64,7 +64,7 @@ export function summarize(profile, top = 8) {
     const node = nodes.get(id);
     if (!node) continue;
     const frame = node.callFrame;
-    const cat = category(frame);
+    const cat = categoryOf(frame);
     total += us;
     cats[cat] = (cats[cat] || 0) + us;
     if (cat === 'wasm') wasm[wasmBucket(frame.functionName)] = (wasm[wasmBucket(frame.functionName)] || 0) + us;
