@@ -121,8 +121,8 @@ export function render(out) {
     '**What fetch adds to the socket, per byte.** The plaintext crosses into the HTTP module (a copy into its memory) and out again (a copy into a new `ArrayBuffer`, the dearer one: about as much as the socket\'s own copy out of the TLS module), ' +
       "plus hyper's parsing and, under HTTP/2, its per-frame work (nginx sends 8 KiB DATA frames). Where the JavaScript thread is the bound (Node.js), that is the gap to the socket; in Chromium on two CPUs the renderer, the network service, the relay and nginx share them, so the gap moves with the load. " +
       'Four changes measured here closed most of it: the HTTP module stopped zero-filling its read buffer and copying each chunk twice on the way out (Node.js fetch went from 0.52 to 0.8 of the socket); ' +
-      'bytes are pushed across the boundary both ways (the socket\'s into the module, the body\'s out to the `Response` stream while it wants more), with no promise or closure made per chunk; ' +
-      'the `Response` body reads 1 MiB ahead (256 KiB held HTTP/1.1 at 0.8 of the socket in Chromium); and HTTP/2 windows grew from 4 MiB to 12 MiB a stream and 24 MiB a connection, as large as a browser\'s: ' +
+      'the socket\'s bytes are pushed into the module (an inbox that answers whether it has room), with no promise or closure made per chunk (the body is still pulled: while no read is pending, nothing in the module refers to the page, so a response dropped unread is collected and its stream reset); ' +
+      'the `Response` body reads 1 MiB ahead (256 KiB held HTTP/1.1 at 0.8 of the socket in Chromium); and HTTP/2 windows grew from 4 MiB to 12 MiB a stream (as large as Firefox\'s) and 48 MiB a connection (so that three unread bodies do not stall a fourth request): ' +
       'every buffer between nginx and hyper (the relay\'s, the WebSocket\'s, the socket\'s) is in flight, and with 4 MiB HTTP/2 ran at 0.6 of HTTP/1.1, waiting for WINDOW_UPDATEs.',
     '',
   );

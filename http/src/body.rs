@@ -1,20 +1,20 @@
 //! Bodies across the boundary: a request body that hyper pulls from JavaScript, and a
-//! response body that this module pushes into JavaScript while its reader wants more (so
-//! a slow reader slows the connection: HTTP/2 flow control, or TCP under HTTP/1.1).
+//! response body that JavaScript pulls from hyper, one chunk per call (so a slow reader
+//! slows the connection: HTTP/2 flow control, or TCP under HTTP/1.1).
 
 use std::cell::RefCell;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use js_sys::{Function, Promise, Uint8Array};
 use wasm_bindgen::prelude::*;
-use wasm_bindgen_futures::{spawn_local, JsFuture};
+use wasm_bindgen_futures::{future_to_promise, JsFuture};
 
 /// A failure of the request body's source (its `ReadableStream` errored).
 #[derive(Debug)]
@@ -109,7 +109,7 @@ pub fn describe(value: &JsValue) -> String {
         .unwrap_or_else(|| format!("{value:?}"))
 }
 
-/// The most bytes one `next()` gathers from frames that are already there.
+/// The most bytes one chunk gathers from frames that are already there.
 const COALESCE: usize = 256 * 1024;
 
 /// `pieces` (`length` bytes in all) as one `Uint8Array`. Several are joined in wasm first
@@ -126,146 +126,79 @@ fn to_js(pieces: &[Bytes], length: usize) -> Uint8Array {
     Uint8Array::from(&joined[..])
 }
 
-/// A response's body, streamed into JavaScript: [`ResponseBody::stream`] hands each
-/// chunk to a sink while the sink wants more, and waits for [`ResponseBody::more`]
-/// when it does not (so a slow reader slows the connection: HTTP/2 flow control, or TCP
-/// under HTTP/1.1). Pushing spares a promise and a closure per chunk that pulling cost.
-/// Cancelling before the end resets the stream under HTTP/2; under HTTP/1.1 the
-/// connection is not reused.
+/// A response's body, read chunk by chunk. Dropping it (`free()`, or its collection by
+/// wasm-bindgen's finalizer) before the end cancels the stream: RST_STREAM under HTTP/2;
+/// under HTTP/1.1 the connection is not reused. Pulled, not pushed: while no `next()` is
+/// pending, nothing in this module refers to JavaScript, so a response dropped unread can
+/// be collected; while one is, the reader waiting on it stays reachable.
 #[wasm_bindgen]
 pub struct ResponseBody {
-    state: Rc<RefCell<BodyState>>,
-}
-
-struct BodyState {
-    incoming: Option<Incoming>,
-    /// The sink wants a chunk.
-    wanted: bool,
-    /// The streaming task, whatever it waits for.
-    task: Option<Waker>,
+    incoming: Rc<RefCell<Option<Incoming>>>,
 }
 
 impl ResponseBody {
     pub(crate) fn new(incoming: Incoming) -> Self {
         ResponseBody {
-            state: Rc::new(RefCell::new(BodyState {
-                incoming: Some(incoming),
-                wanted: false,
-                task: None,
-            })),
+            incoming: Rc::new(RefCell::new(Some(incoming))),
         }
     }
-}
-
-/// What one read of the body gave.
-enum Read {
-    Chunk(Uint8Array),
-    End,
-    Failed(String),
-    Cancelled,
-}
-
-/// The next chunk: every frame that is ready, up to COALESCE bytes. HTTP/2 servers send
-/// small DATA frames (nginx: 8 KiB), and each chunk costs a call and a copy on the way
-/// out. Waits first until the sink wants one.
-async fn read_chunk(state: &Rc<RefCell<BodyState>>) -> Read {
-    let mut pieces: Vec<Bytes> = Vec::new();
-    let mut length = 0;
-    std::future::poll_fn(|cx| {
-        let mut s = state.borrow_mut();
-        s.task = Some(cx.waker().clone());
-        if !s.wanted && s.incoming.is_some() {
-            return Poll::Pending;
-        }
-        let Some(body) = s.incoming.as_mut() else {
-            return Poll::Ready(Read::Cancelled);
-        };
-        loop {
-            match Pin::new(&mut *body).poll_frame(cx) {
-                Poll::Pending if pieces.is_empty() => return Poll::Pending,
-                Poll::Pending => return Poll::Ready(Read::Chunk(to_js(&pieces, length))),
-                Poll::Ready(None) if pieces.is_empty() => return Poll::Ready(Read::End),
-                Poll::Ready(None) => return Poll::Ready(Read::Chunk(to_js(&pieces, length))),
-                Poll::Ready(Some(Err(err))) => {
-                    return Poll::Ready(Read::Failed(crate::client::hyper_message(&err)))
-                }
-                Poll::Ready(Some(Ok(frame))) => {
-                    // Trailers, or an empty frame: nothing for the reader.
-                    if let Ok(data) = frame.into_data() {
-                        if !data.is_empty() {
-                            length += data.len();
-                            pieces.push(data);
-                            if length >= COALESCE {
-                                return Poll::Ready(Read::Chunk(to_js(&pieces, length)));
-                            }
-                        }
-                    }
-                }
-            }
-        }
-    })
-    .await
 }
 
 #[wasm_bindgen]
 impl ResponseBody {
-    /// Streams the body into `sink`: `sink.chunk(bytes)` per chunk, which returns
-    /// whether it wants another now (else reading waits for `more()`); then
-    /// `sink.end()`, or `sink.fail(message)` with the HTTP layer's message if the stream
-    /// broke. Nothing more after `cancel()`.
-    pub fn stream(&self, sink: JsValue) -> Result<(), JsValue> {
-        let method = |name: &str| {
-            js_sys::Reflect::get(&sink, &JsValue::from_str(name))?
-                .dyn_into::<Function>()
-                .map_err(|_| JsValue::from_str(&format!("the body's sink has no {name}()")))
-        };
-        let (chunk, end, fail) = (method("chunk")?, method("end")?, method("fail")?);
-        let state = Rc::clone(&self.state);
-        spawn_local(async move {
-            loop {
-                let read = read_chunk(&state).await;
-                // No borrow is held while the sink runs: it may call more() or cancel().
-                match read {
-                    Read::Chunk(bytes) => {
-                        let wanted = chunk.call1(&sink, &bytes).is_ok_and(|v| v.is_truthy());
-                        state.borrow_mut().wanted = wanted;
+    /// A promise of the next chunk (`Uint8Array`), or `null` at the end; rejects with the
+    /// HTTP layer's message if the stream broke.
+    pub fn next(&self) -> Promise {
+        let incoming = Rc::clone(&self.incoming);
+        future_to_promise(async move {
+            let mut pieces: Vec<Bytes> = Vec::new();
+            let mut length = 0;
+            let outcome = std::future::poll_fn(|cx| {
+                let mut slot = incoming.borrow_mut();
+                let Some(body) = slot.as_mut() else {
+                    return Poll::Ready(Ok(false));
+                };
+                // Every frame that is ready now, up to COALESCE bytes, in one chunk: HTTP/2
+                // servers send small DATA frames (nginx: 8 KiB), and each chunk costs a
+                // promise and a copy on the way out.
+                loop {
+                    match Pin::new(&mut *body).poll_frame(cx) {
+                        Poll::Pending if pieces.is_empty() => return Poll::Pending,
+                        Poll::Pending => return Poll::Ready(Ok(true)),
+                        Poll::Ready(None) => return Poll::Ready(Ok(!pieces.is_empty())),
+                        Poll::Ready(Some(Err(err))) => return Poll::Ready(Err(err)),
+                        Poll::Ready(Some(Ok(frame))) => {
+                            // Trailers, or an empty frame: nothing for the reader.
+                            if let Ok(data) = frame.into_data() {
+                                if !data.is_empty() {
+                                    length += data.len();
+                                    pieces.push(data);
+                                    if length >= COALESCE {
+                                        return Poll::Ready(Ok(true));
+                                    }
+                                }
+                            }
+                        }
                     }
-                    Read::End => {
-                        state.borrow_mut().incoming.take();
-                        let _ = end.call0(&sink);
-                        return;
-                    }
-                    Read::Failed(message) => {
-                        state.borrow_mut().incoming.take();
-                        let _ = fail.call1(&sink, &JsValue::from_str(&message));
-                        return;
-                    }
-                    Read::Cancelled => return,
+                }
+            })
+            .await;
+            match outcome {
+                Ok(true) => Ok(to_js(&pieces, length).into()),
+                Ok(false) => {
+                    incoming.borrow_mut().take();
+                    Ok(JsValue::NULL)
+                }
+                Err(err) => {
+                    incoming.borrow_mut().take();
+                    Err(JsValue::from_str(&crate::client::hyper_message(&err)))
                 }
             }
-        });
-        Ok(())
-    }
-
-    /// The sink wants another chunk (its queue has room again).
-    pub fn more(&self) {
-        let mut s = self.state.borrow_mut();
-        s.wanted = true;
-        let task = s.task.take();
-        drop(s);
-        if let Some(task) = task {
-            task.wake();
-        }
+        })
     }
 
     /// Stops reading: the rest of the body is discarded.
     pub fn cancel(&self) {
-        let mut s = self.state.borrow_mut();
-        s.incoming.take();
-        let task = s.task.take();
-        drop(s);
-        if let Some(task) = task {
-            task.wake();
-        }
+        self.incoming.borrow_mut().take();
     }
 }

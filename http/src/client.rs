@@ -79,9 +79,12 @@ pub fn open_http_connection(
                 // in flight include every buffer between nginx and hyper (the relay's,
                 // the transport's, the socket's), and with 4 MiB a 64 MiB download ran
                 // at 0.6 of HTTP/1.1's rate, waiting for WINDOW_UPDATEs. What a stalled
-                // reader costs: up to 12 MiB of its stream buffered in this module.
+                // reader costs: up to 12 MiB of its stream buffered in this module. The
+                // connection's window holds four of those, so that three bodies left
+                // unread do not stall a fourth request (an abandoned body is reset when
+                // its response is collected, which gives its share back).
                 .initial_stream_window_size(12 << 20)
-                .initial_connection_window_size(24 << 20)
+                .initial_connection_window_size(48 << 20)
                 .max_frame_size(1 << 16)
                 // h2 timestamps the streams it keeps after a local reset with
                 // Instant::now(), which wasm32-unknown-unknown lacks (a trap): keep none.

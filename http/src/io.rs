@@ -130,6 +130,8 @@ pub struct JsIo {
     /// The last write's promise: the socket's room for the next one.
     writing: Option<JsFuture>,
     closing: Option<JsFuture>,
+    /// The writing side has ended.
+    shut: bool,
 }
 
 fn method(target: &JsValue, name: &str) -> Result<Function, JsValue> {
@@ -166,6 +168,7 @@ impl JsIo {
             target,
             writing: None,
             closing: None,
+            shut: false,
         })
     }
 
@@ -234,6 +237,9 @@ impl Write for JsIo {
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        if this.shut {
+            return Poll::Ready(Ok(()));
+        }
         std::task::ready!(this.poll_written(cx))?;
         if this.closing.is_none() {
             this.closing = Some(call(&this.close_fn, &this.target, None)?);
@@ -241,6 +247,9 @@ impl Write for JsIo {
         if let Some(closing) = this.closing.as_mut() {
             std::task::ready!(Pin::new(closing).poll(cx)).map_err(js_error)?;
         }
+        // A finished JsFuture is not polled again.
+        this.closing = None;
+        this.shut = true;
         Poll::Ready(Ok(()))
     }
 }

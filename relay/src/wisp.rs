@@ -43,6 +43,8 @@ use wire::{reason, Info, EXT_CLIENT_CREDIT, EXT_PASSWORD, INFO};
 
 /// The subprotocol a Wisp v2 client offers (as `@mercuryworkshop/wisp-js` does).
 pub const SUBPROTOCOL: &str = "wisp-v2";
+/// The name a Wisp v1 client may offer for itself.
+const SUBPROTOCOL_V1: &str = "wisp-v1";
 
 /// DATA packets a stream may have queued toward its target: the credit that
 /// CONTINUE grants.
@@ -57,7 +59,8 @@ pub const WS_BUFFER_BYTES: usize = 16 << 20;
 /// Picks the response's subprotocol on the Wisp path and the version. Any offer means
 /// v2, as in the reference server (`@mercuryworkshop/wisp-js`): `wisp-v2` when offered,
 /// else the first name offered, echoed so that the browser accepts the handshake
-/// (epoxy-tls offers a random name of its own). No offer is v1, which names none.
+/// (epoxy-tls offers a random name of its own). No offer is v1, which names none, and so
+/// is an offer of `wisp-v1` alone.
 /// Returns whether it is v2.
 pub fn select_protocol(req: &Request, mut resp: Response) -> (Response, bool) {
     let offered: Vec<&str> = req
@@ -73,9 +76,10 @@ pub fn select_protocol(req: &Request, mut resp: Response) -> (Response, bool) {
         .iter()
         .find(|p| **p == SUBPROTOCOL)
         .or(offered.first())
-        .and_then(|p| HeaderValue::from_str(p).ok());
-    let v2 = chosen.is_some();
-    if let Some(value) = chosen {
+        .copied();
+    // A client that names v1 itself gets v1.
+    let v2 = chosen.is_some_and(|p| p != SUBPROTOCOL_V1);
+    if let Some(value) = chosen.and_then(|p| HeaderValue::from_str(p).ok()) {
         resp.headers_mut().insert(SEC_WEBSOCKET_PROTOCOL, value);
     }
     (resp, v2)

@@ -593,6 +593,12 @@ async fn versions_one_and_two() {
         assert_eq!(chosen.as_deref(), Some("5fdc355a-0c3e-4c1e"));
         let mut other = Wisp { ws };
         assert_server_info(&other.recv().await, false);
+        // A client naming v1 gets v1: CONTINUE first.
+        let (ws, chosen) = relay.websocket("/wisp/", Some("wisp-v1")).await;
+        assert_eq!(chosen.as_deref(), Some("wisp-v1"));
+        let mut named_v1 = Wisp { ws };
+        let p = named_v1.recv().await;
+        assert_eq!((p.kind, p.id), (CONTINUE, 0));
 
         // The raw mode still works beside it.
         let (mut raw, _) = relay

@@ -9,25 +9,31 @@ import { Inbox, openHttpConnection } from '../../wasm_tls_http.js';
 
 /**
  * The plaintext of `socket` for the wasm module: what it reads is pushed into `inbox`
- * (which answers whether it has room, and calls back when it has again); what it writes
- * goes through the object returned. `ended()` tells whether the connection is gone.
+ * (which answers whether it has room, and calls back when it has again) until the
+ * socket ends or fails, queued bytes included; what it writes goes through the object
+ * returned, whose `stop()` ends the reading once nothing will read the inbox any more.
  */
-function socketIo(socket, inbox, ended) {
+function socketIo(socket, inbox) {
   const reader = socket.readable.getReader();
   const writer = socket.writable.getWriter();
   let wake = null;
-  inbox.onRoom(() => {
-    const resume = wake;
+  let stopped = null;
+  const resume = () => {
+    const w = wake;
     wake = null;
-    if (resume) resume();
-  });
+    if (w) w();
+  };
+  inbox.onRoom(resume);
   (async () => {
     try {
       for (;;) {
         const { value, done } = await reader.read();
         if (done) return inbox.end();
         if (!inbox.push(value)) await new Promise((resolve) => (wake = resolve));
-        if (ended()) return undefined;
+        if (stopped !== null) {
+          reader.cancel().catch(() => {});
+          return inbox.fail(stopped);
+        }
       }
     } catch (err) {
       return inbox.fail(err instanceof Error ? err.message : String(err));
@@ -40,8 +46,10 @@ function socketIo(socket, inbox, ended) {
       return writer.ready;
     },
     close: () => writer.close().catch(() => {}),
-    /** Lets a reader waiting for room see that the connection ended. */
-    wake: () => wake?.(),
+    stop: (message) => {
+      if (stopped === null) stopped = message;
+      resume();
+    },
   };
 }
 
@@ -65,8 +73,12 @@ export class Connection {
     const conn = new Connection(socket, http2);
     try {
       const inbox = new Inbox();
-      conn.io = socketIo(socket, inbox, () => conn.closed);
-      conn.http = await openHttpConnection(inbox, conn.io, http2, (message) => conn._ended(message));
+      conn.io = socketIo(socket, inbox);
+      conn.http = await openHttpConnection(inbox, conn.io, http2, (message) => {
+        // hyper reads no more: a reader waiting for room stops too.
+        conn.io.stop(message || 'the HTTP connection ended');
+        conn._ended(message);
+      });
     } catch (err) {
       socket.abort();
       throw conn.error(err);
@@ -95,7 +107,6 @@ export class Connection {
     if (message && !this.failure) this.failure = message;
     if (this.closed) return;
     this.closed = true;
-    this.io?.wake();
     if (this.onclose) this.onclose(this);
   }
 
@@ -120,6 +131,7 @@ export class Connection {
 
   /** Ends the connection at once. */
   abort(reason) {
+    this.io?.stop('the HTTP connection was aborted');
     this.socket.abort(asTlsError(reason || 'the HTTP connection was closed', 'aborted')).catch(() => {});
     this._ended();
   }

@@ -184,28 +184,25 @@ function toResponse(pool, target, conn, head, url, method, signal) {
       {
         start: (c) => {
           controller = c;
-          // The module pushes chunks while the queue has room, then waits for pull().
-          body.stream({
-            chunk: (bytes) => {
-              if (released) return false;
-              c.enqueue(bytes);
-              return c.desiredSize > 0;
-            },
-            end: () => {
-              if (released) return;
-              c.close();
-              release(true);
-              // Not from inside the module's own call.
-              queueMicrotask(() => body.free());
-            },
-            fail: (message) => {
-              if (released) return;
-              release(false);
-              if (!signal?.aborted) c.error(conn.error(message));
-            },
-          });
         },
-        pull: () => body.more(),
+        pull: async (c) => {
+          let chunk;
+          try {
+            chunk = await body.next();
+          } catch (err) {
+            release(false);
+            if (!signal?.aborted) c.error(conn.error(err));
+            return;
+          }
+          if (released) return;
+          if (chunk === null) {
+            c.close();
+            body.free();
+            release(true);
+          } else {
+            c.enqueue(chunk);
+          }
+        },
         cancel: () => {
           body.cancel();
           release(conn.http2);
