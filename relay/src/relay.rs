@@ -204,32 +204,35 @@ async fn serve(
 /// Picks the response's subprotocol. With `binary` offered it is selected;
 /// with only other protocols offered (websockify's `base64`), the first is
 /// echoed so that a browser completes the upgrade and sees the close reason
-/// instead of an opaque handshake failure.
+/// instead of an opaque handshake failure; that one is returned as unsupported.
 fn select_protocol(req: &Request, mut resp: Response) -> (Response, Option<String>) {
-    let offered: Vec<String> = req
+    let chosen = echo_protocol(req, &mut resp, BINARY);
+    (resp, chosen.filter(|p| p != BINARY))
+}
+
+/// The subprotocol a response answers with, on either path: `preferred` when the
+/// client offers it, else the first name it offers, echoed so that a browser
+/// completes the handshake. Put into `resp` when it is a valid header value;
+/// None when the client offers none.
+pub fn echo_protocol(req: &Request, resp: &mut Response, preferred: &str) -> Option<String> {
+    let offered: Vec<&str> = req
         .headers()
         .get_all(SEC_WEBSOCKET_PROTOCOL)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .map(|p| p.trim().to_string())
+        .map(str::trim)
         .filter(|p| !p.is_empty())
         .collect();
-    let Some(first) = offered.first() else {
-        return (resp, None);
-    };
-    let (chosen, unsupported) = if offered.iter().any(|p| p == BINARY) {
-        (BINARY.to_string(), None)
-    } else {
-        (first.clone(), Some(first.clone()))
-    };
-    match HeaderValue::from_str(&chosen) {
-        Ok(value) => {
-            resp.headers_mut().insert(SEC_WEBSOCKET_PROTOCOL, value);
-            (resp, unsupported)
-        }
-        Err(_) => (resp, Some(chosen)),
+    let chosen = offered
+        .iter()
+        .find(|p| **p == preferred)
+        .or(offered.first())?
+        .to_string();
+    if let Ok(value) = HeaderValue::from_str(&chosen) {
+        resp.headers_mut().insert(SEC_WEBSOCKET_PROTOCOL, value);
     }
+    Some(chosen)
 }
 
 /// Reads the target from `/HOST:PORT` or `?target=HOST:PORT`; the query wins

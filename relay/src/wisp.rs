@@ -30,15 +30,13 @@ use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use tokio::time::timeout;
 use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
-use tokio_tungstenite::tungstenite::http::header::SEC_WEBSOCKET_PROTOCOL;
-use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use crate::config::Config;
 use crate::end::{fail, refuse, CLOSE_TIMEOUT};
 use crate::log::Outcome;
-use crate::relay::{Stats, Ws, HANDSHAKE_TIMEOUT};
+use crate::relay::{echo_protocol, Stats, Ws, HANDSHAKE_TIMEOUT};
 use wire::{reason, Info, EXT_CLIENT_CREDIT, EXT_PASSWORD, INFO};
 
 /// The subprotocol a Wisp v2 client offers (as `@mercuryworkshop/wisp-js` does).
@@ -63,25 +61,9 @@ pub const WS_BUFFER_BYTES: usize = 16 << 20;
 /// is an offer of `wisp-v1` alone.
 /// Returns whether it is v2.
 pub fn select_protocol(req: &Request, mut resp: Response) -> (Response, bool) {
-    let offered: Vec<&str> = req
-        .headers()
-        .get_all(SEC_WEBSOCKET_PROTOCOL)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
-        .filter(|p| !p.is_empty())
-        .collect();
-    let chosen = offered
-        .iter()
-        .find(|p| **p == SUBPROTOCOL)
-        .or(offered.first())
-        .copied();
+    let chosen = echo_protocol(req, &mut resp, SUBPROTOCOL);
     // A client that names v1 itself gets v1.
     let v2 = chosen.is_some_and(|p| p != SUBPROTOCOL_V1);
-    if let Some(value) = chosen.and_then(|p| HeaderValue::from_str(p).ok()) {
-        resp.headers_mut().insert(SEC_WEBSOCKET_PROTOCOL, value);
-    }
     (resp, v2)
 }
 
