@@ -13,7 +13,7 @@
 //! A failure carries the message JavaScript gives; JavaScript keeps the socket's own
 //! error (with its stable code) to report instead of hyper's.
 
-use std::cell::RefCell;
+use std::cell::{RefCell, RefMut};
 use std::io;
 use std::pin::Pin;
 use std::rc::Rc;
@@ -82,11 +82,7 @@ impl Inbox {
         s.len = end;
         s.full = end - s.at >= ROOM;
         let room = !s.full;
-        let reader = s.reader.take();
-        drop(s);
-        if let Some(reader) = reader {
-            reader.wake();
-        }
+        wake_reader(s);
         room
     }
 
@@ -113,11 +109,16 @@ impl Inbox {
         if s.end.is_none() {
             s.end = Some(failure);
         }
-        let reader = s.reader.take();
-        drop(s);
-        if let Some(reader) = reader {
-            reader.wake();
-        }
+        wake_reader(s);
+    }
+}
+
+/// Wakes hyper's task if it waits for bytes, after the borrow ends (it may run at once).
+fn wake_reader(mut s: RefMut<'_, InboxState>) {
+    let reader = s.reader.take();
+    drop(s);
+    if let Some(reader) = reader {
+        reader.wake();
     }
 }
 
