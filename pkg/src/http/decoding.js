@@ -27,7 +27,7 @@ export function registerDecoder(coding, make) {
   decoders.set(coding, make);
 }
 
-/** The Accept-Encoding sent when the request has none: what decoderFor() can decode. */
+/** The Accept-Encoding sent when the request has none: what decode() can decode. */
 export function acceptEncoding() {
   return ['gzip', 'deflate', 'br'].filter((c) => decoders.has(c)).join(', ');
 }
